@@ -1,0 +1,97 @@
+"""Service settings, read from the environment with the ``WORKLANE_`` prefix."""
+
+from __future__ import annotations
+
+import enum
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEVELOPMENT_SIGNING_SECRET = "worklane-development-signing-secret-change-me"
+
+
+class Environment(enum.StrEnum):
+    DEVELOPMENT = "development"
+    TEST = "test"
+    PRODUCTION = "production"
+
+
+class Lane(enum.StrEnum):
+    """Task-queue lanes; each kind of work scales on its own workers."""
+
+    LIGHT = "light"
+    DOCUMENTS = "documents"
+    MEDIA = "media"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="WORKLANE_", extra="ignore")
+
+    environment: Environment = Environment.DEVELOPMENT
+    data_dir: Path = Path(".data")
+    database_url: str = ""
+    """SQLAlchemy async URL; empty means an SQLite file in ``data_dir``."""
+
+    temporal_address: str = "127.0.0.1:7233"
+    temporal_namespace: str = "default"
+    task_queue_prefix: str = "worklane"
+
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    public_base_url: str = ""
+    """Base URL that signed upload and download URLs point at; empty means the API address."""
+
+    signing_secret: str = DEVELOPMENT_SIGNING_SECRET
+    upload_intent_ttl_seconds: int = Field(default=900, ge=10, le=86_400)
+    download_intent_ttl_seconds: int = Field(default=300, ge=10, le=86_400)
+    upload_poll_seconds: int = Field(default=30, ge=1)
+    """How often a queued job checks the store for its input when no upload signal arrives."""
+
+    max_retention_seconds: int | None = Field(default=None, ge=1)
+    """Upper bound on how long outputs are kept, below each tool's own retention."""
+
+    activity_heartbeat_seconds: float = Field(default=10.0, gt=0)
+    heartbeat_throttle_seconds: float = Field(default=1.0, gt=0)
+    image_engine_processes: int = Field(default=2, ge=1)
+    """Pillow conversions one worker runs at once, each in its own process."""
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_production_values(self) -> Settings:
+        if self.environment is Environment.PRODUCTION:
+            if self.signing_secret == DEVELOPMENT_SIGNING_SECRET or len(self.signing_secret) < 32:
+                raise ValueError(
+                    "WORKLANE_SIGNING_SECRET must be set to a random value of at least "
+                    "32 characters in production"
+                )
+        return self
+
+    @property
+    def blob_dir(self) -> Path:
+        return self.data_dir / "blobs"
+
+    @property
+    def work_dir(self) -> Path:
+        """Parent of the per-conversion temporary directories."""
+        return self.data_dir / "work"
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'worklane.db').resolve()}"
+
+    @property
+    def resolved_public_base_url(self) -> str:
+        if self.public_base_url:
+            return self.public_base_url.rstrip("/")
+        return f"http://{self.api_host}:{self.api_port}"
+
+    def task_queue(self, lane: Lane) -> str:
+        return f"{self.task_queue_prefix}-{lane.value}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
