@@ -1,0 +1,67 @@
+"""The input check that runs before any conversion: size, real type and tool limits."""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from pathlib import Path
+
+from temporalio import activity
+
+from app.activities.errors import input_failure
+from app.engines import images
+from app.errors import InputError, JobErrorCode
+from app.storage.base import BlobStore
+from app.workflows import names
+from app.workflows.types import InputFacts, InspectRequest
+
+# Pixel limit used when a tool sets none: about 200 MB of RGBA once decoded.
+DEFAULT_MAX_PIXELS = 50_000_000
+
+
+class InputActivities:
+    def __init__(self, store: BlobStore, work_dir: Path) -> None:
+        self.store = store
+        self.work_dir = work_dir
+
+    @activity.defn(name=names.INSPECT_INPUT)
+    async def inspect_input(self, request: InspectRequest) -> InputFacts:
+        try:
+            return await self._inspect(request)
+        except InputError as err:
+            raise input_failure(err) from err
+
+    async def _inspect(self, request: InspectRequest) -> InputFacts:
+        size = await self.store.size(request.object_key)
+        if size is None:
+            raise InputError(
+                JobErrorCode.INPUT_MISSING,
+                "The input file is missing from storage. Create a new job.",
+            )
+        if size != request.declared_size_bytes:
+            raise InputError(
+                JobErrorCode.INPUT_SIZE_MISMATCH,
+                f"The uploaded file has {size} bytes but the job declared "
+                f"{request.declared_size_bytes}. Declare the exact size in input.sizeBytes.",
+            )
+        facts = InputFacts(content_type=request.declared_content_type, size_bytes=size)
+        if request.declared_content_type not in images.IMAGE_INPUT_TYPES:
+            return facts
+
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=self.work_dir, prefix=f"{request.job_id}-") as tmp:
+            path = Path(tmp) / "input"
+            await self.store.fetch_to_path(request.object_key, path)
+            image = await asyncio.to_thread(
+                images.inspect_image,
+                path,
+                request.declared_content_type,
+                request.max_pixels or DEFAULT_MAX_PIXELS,
+            )
+        return facts.model_copy(
+            update={
+                "content_type": image.content_type,
+                "width": image.width,
+                "height": image.height,
+            }
+        )

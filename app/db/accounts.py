@@ -1,0 +1,96 @@
+"""Workspaces and API keys."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from app.db.models import ApiKey, Workspace, utcnow
+
+ALL_SCOPES = ("tools:read", "jobs:read", "jobs:write", "files:write", "billing:read")
+KEY_PREFIX = "wl_"
+
+
+class UnknownScope(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class CreatedKey:
+    record: ApiKey
+    secret: str
+    """The whole key; it is not stored and cannot be shown again."""
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_hex(12)}"
+
+
+async def create_workspace(session: AsyncSession, name: str) -> Workspace:
+    workspace = Workspace(id=new_id("ws"), name=name)
+    session.add(workspace)
+    await session.commit()
+    return workspace
+
+
+async def create_key(
+    session: AsyncSession, workspace_id: str, name: str, scopes: list[str] | None = None
+) -> CreatedKey:
+    chosen = list(scopes) if scopes else list(ALL_SCOPES)
+    unknown = [scope for scope in chosen if scope not in ALL_SCOPES]
+    if unknown:
+        raise UnknownScope(
+            f"unknown scope {', '.join(unknown)}; valid scopes: {', '.join(ALL_SCOPES)}"
+        )
+    if await session.get(Workspace, workspace_id) is None:
+        raise LookupError(f"workspace {workspace_id} not found")
+    secret = KEY_PREFIX + secrets.token_urlsafe(30)
+    record = ApiKey(
+        id=new_id("key"),
+        workspace_id=workspace_id,
+        name=name,
+        key_hash=hash_key(secret),
+        prefix=secret[:10],
+        scopes=" ".join(chosen),
+    )
+    session.add(record)
+    await session.commit()
+    return CreatedKey(record=record, secret=secret)
+
+
+async def find_active_key(session: AsyncSession, secret: str) -> ApiKey | None:
+    statement = select(ApiKey).where(ApiKey.key_hash == hash_key(secret))
+    record = (await session.exec(statement)).first()
+    if record is None or record.revoked_at is not None:
+        return None
+    return record
+
+
+async def revoke_key(session: AsyncSession, key_id: str) -> ApiKey:
+    record = await session.get(ApiKey, key_id)
+    if record is None:
+        raise LookupError(f"API key {key_id} not found")
+    if record.revoked_at is None:
+        record.revoked_at = utcnow()
+        session.add(record)
+        await session.commit()
+    return record
+
+
+async def list_keys(session: AsyncSession, workspace_id: str | None = None) -> list[ApiKey]:
+    statement = select(ApiKey).order_by(col(ApiKey.created_at))
+    if workspace_id:
+        statement = statement.where(ApiKey.workspace_id == workspace_id)
+    return list((await session.exec(statement)).all())
+
+
+async def list_workspaces(session: AsyncSession) -> list[Workspace]:
+    return list((await session.exec(select(Workspace).order_by(col(Workspace.created_at)))).all())

@@ -1,0 +1,92 @@
+"""SQL tables: workspaces, API keys and the job index."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, DateTime, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def as_utc(value: datetime | None) -> datetime | None:
+    """Attach UTC to a timestamp read back from SQLite, which drops the zone."""
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)
+
+
+def _timestamp(nullable: bool = True) -> Any:
+    return Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=nullable))
+
+
+class Workspace(SQLModel, table=True):
+    id: str = Field(primary_key=True)
+    name: str
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
+    )
+
+
+class ApiKey(SQLModel, table=True):
+    __tablename__ = "api_key"
+
+    id: str = Field(primary_key=True)
+    workspace_id: str = Field(foreign_key="workspace.id", index=True)
+    name: str
+    key_hash: str = Field(unique=True, index=True)
+    """SHA-256 of the whole key; keys are random, so a plain hash is enough."""
+    prefix: str
+    """The first characters of the key, shown in listings to tell keys apart."""
+    scopes: str
+    """Space-separated scope names."""
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
+    )
+    revoked_at: datetime | None = _timestamp()
+
+    @property
+    def scope_set(self) -> frozenset[str]:
+        return frozenset(self.scopes.split())
+
+
+class Job(SQLModel, table=True):
+    """One row per job, written by the API at create and by the workflow at every state change."""
+
+    __table_args__ = (UniqueConstraint("workspace_id", "idempotency_key"),)
+
+    id: str = Field(primary_key=True)
+    workspace_id: str = Field(foreign_key="workspace.id", index=True)
+    tool_slug: str = Field(index=True)
+    status: str = Field(index=True)
+    state_version: int = 0
+    """Ordinal of the last state change written; older writes are ignored."""
+    idempotency_key: str | None = None
+    request_hash: str
+    input_kind: str
+    input_name: str | None = None
+    input_content_type: str | None = None
+    input_size_bytes: int | None = None
+    input_object_key: str | None = None
+    upload_expires_at: datetime | None = _timestamp()
+    input_uploaded_at: datetime | None = _timestamp()
+    progress: int = 0
+    attempt: int = 0
+    max_attempts: int
+    deadline_seconds: int
+    deadline_at: datetime | None = _timestamp()
+    cost_units: int
+    created_at: datetime = Field(
+        default_factory=utcnow,
+        sa_column=Column(DateTime(timezone=True), nullable=False, index=True),
+    )
+    started_at: datetime | None = _timestamp()
+    finished_at: datetime | None = _timestamp()
+    closed_at: datetime | None = _timestamp()
+    output: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    error: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    job_metadata: dict[str, str] | None = Field(default=None, sa_column=Column("metadata", JSON))
