@@ -1,0 +1,145 @@
+"""Signed upload and download URLs of the local blob store."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import Annotated
+from urllib.parse import quote
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import StreamingResponse
+from temporalio.service import RPCError
+
+from app.api.deps import ServicesDep, SessionDep
+from app.api.errors import ApiError
+from app.db.models import Job, utcnow
+from app.storage.base import (
+    BlobExists,
+    BlobNotFound,
+    BlobSizeMismatch,
+    InvalidObjectKey,
+    job_id_of_key,
+)
+from app.storage.signing import BLOB_PATH, SignatureError, SignedRequest, verify
+from app.workflows.job import JobWorkflow
+from app.workflows.types import JobStatus
+
+logger = logging.getLogger(__name__)
+router = APIRouter(prefix=BLOB_PATH.rstrip("/"), tags=["files"])
+
+
+def _verified(request: SignedRequest, signature: str, secret: str) -> None:
+    try:
+        verify(request, signature, secret, time.time())
+    except SignatureError as err:
+        raise ApiError(err.code, err.message) from err
+
+
+def _job_id(key: str) -> str:
+    try:
+        return job_id_of_key(key)
+    except InvalidObjectKey as err:
+        raise ApiError("invalid_signature", "The URL does not name a valid object.") from err
+
+
+@router.put("/{key:path}")
+async def upload(
+    key: str,
+    request: Request,
+    services: ServicesDep,
+    session: SessionDep,
+    content_type: Annotated[str, Query(alias="contentType")],
+    size: int,
+    expires: int,
+    signature: str,
+) -> dict[str, object]:
+    """Store a job's input. The body must have exactly the signed content type and size."""
+    signed = SignedRequest("PUT", key, content_type, expires, size_bytes=size)
+    _verified(signed, signature, services.settings.signing_secret)
+    job_id = _job_id(key)
+
+    sent_type = request.headers.get("content-type", "")
+    if sent_type.split(";")[0].strip().lower() != content_type:
+        raise ApiError(
+            "input_type_mismatch",
+            f"Send the header 'Content-Type: {content_type}' declared for this upload "
+            f"(received '{sent_type or 'none'}').",
+        )
+    length = request.headers.get("content-length")
+    if length is not None and length != str(size):
+        raise ApiError(
+            "input_size_mismatch",
+            f"The body has {length} bytes but the job declared {size}. Upload the exact file.",
+        )
+    job = await session.get(Job, job_id)
+    if job is not None and job.input_uploaded_at is not None:
+        raise ApiError(
+            "upload_already_used", "This upload URL was already used; the input is stored."
+        )
+    if job is None or job.status != JobStatus.QUEUED:
+        raise ApiError(
+            "upload_not_accepted",
+            "The job no longer accepts an upload"
+            + (f" because it is '{job.status}'." if job else "."),
+        )
+
+    try:
+        await services.store.write_stream(key, request.stream(), size_bytes=size)
+    except BlobExists as err:
+        raise ApiError(
+            "upload_already_used", "This upload URL was already used; the input is stored."
+        ) from err
+    except BlobSizeMismatch as err:
+        raise ApiError(
+            "input_size_mismatch",
+            f"The body had {err.received} or more bytes but the job declared {size}. "
+            "Upload the exact file.",
+        ) from err
+
+    job.input_uploaded_at = utcnow()
+    session.add(job)
+    await session.commit()
+    try:
+        await services.temporal.get_workflow_handle(job_id).signal(JobWorkflow.input_uploaded)
+    except RPCError as err:
+        # The workflow also checks the store when the upload window closes.
+        logger.warning("Upload signal failed", extra={"job_id": job_id, "error": str(err)})
+    logger.info("Input uploaded", extra={"job_id": job_id, "size_bytes": size})
+    return {"objectKey": key, "sizeBytes": size}
+
+
+@router.get("/{key:path}")
+async def download(
+    key: str,
+    services: ServicesDep,
+    content_type: Annotated[str, Query(alias="contentType")],
+    expires: int,
+    signature: str,
+    file_name: Annotated[str, Query(alias="fileName")],
+) -> StreamingResponse:
+    """Stream a job's output as an attachment."""
+    signed = SignedRequest("GET", key, content_type, expires, file_name=file_name)
+    _verified(signed, signature, services.settings.signing_secret)
+    _job_id(key)
+
+    size = await services.store.size(key)
+    if size is None:
+        raise ApiError("download_expired", "The output expired and was deleted. Run the job again.")
+    chunks = services.store.read_stream(key)
+
+    async def _stream() -> AsyncIterator[bytes]:
+        try:
+            async for chunk in chunks:
+                yield chunk
+        except BlobNotFound:
+            logger.warning("Output deleted during download", extra={"object_key": key})
+
+    ascii_name = file_name.encode("ascii", "replace").decode().replace('"', "_").replace("?", "_")
+    disposition = f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(file_name)}"
+    return StreamingResponse(
+        _stream(),
+        media_type=content_type,
+        headers={"Content-Disposition": disposition, "Content-Length": str(size)},
+    )

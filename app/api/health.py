@@ -1,0 +1,76 @@
+"""Liveness, readiness and Prometheus metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from sqlalchemy import text
+
+from app.api.deps import ServicesDep
+
+logger = logging.getLogger(__name__)
+router = APIRouter(tags=["health"])
+
+REQUESTS = Counter(
+    "worklane_http_requests_total", "HTTP requests answered", ["method", "route", "status"]
+)
+LATENCY = Histogram("worklane_http_request_seconds", "HTTP request latency", ["method", "route"])
+READINESS_TIMEOUT_SECONDS = 3.0
+
+
+async def record_metrics(request: Request, call_next: object) -> Response:
+    start = time.perf_counter()
+    response: Response = await call_next(request)  # type: ignore[operator]
+    route = request.scope.get("route")
+    path = getattr(route, "path", "unmatched")
+    REQUESTS.labels(request.method, path, str(response.status_code)).inc()
+    LATENCY.labels(request.method, path).observe(time.perf_counter() - start)
+    return response
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    """Liveness: the process answers."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz")
+async def readyz(services: ServicesDep) -> JSONResponse:
+    """Readiness: Temporal and the database answer within 3 seconds."""
+    checks: dict[str, str] = {}
+    try:
+        async with asyncio.timeout(READINESS_TIMEOUT_SECONDS), services.db.session() as session:
+            await session.exec(text("SELECT 1"))  # type: ignore[call-overload]
+        checks["database"] = "ok"
+    except Exception as err:
+        logger.warning("Readiness: database check failed: %s", err)
+        checks["database"] = "unreachable"
+    try:
+        async with asyncio.timeout(READINESS_TIMEOUT_SECONDS):
+            await services.temporal.service_client.check_health()
+        checks["temporal"] = "ok"
+    except Exception as err:
+        logger.warning("Readiness: Temporal check failed: %s", err)
+        checks["temporal"] = "unreachable"
+    ready = all(value == "ok" for value in checks.values())
+    if ready:
+        return JSONResponse({"status": "ready", "checks": checks})
+    body = {
+        "error": {
+            "code": "service_unavailable",
+            "message": "A dependency is unreachable.",
+            "details": {"checks": checks},
+        }
+    }
+    return JSONResponse(body, status_code=503)
+
+
+@router.get("/metrics")
+async def metrics() -> Response:
+    """Prometheus metrics of this API process."""
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

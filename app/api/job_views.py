@@ -1,0 +1,121 @@
+"""Building the public view of a job from its index row and, while it runs, from Temporal."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from temporalio.client import Client
+from temporalio.service import RPCError
+
+from app.api.schemas import JobInputPublic, JobPublic, UploadIntent
+from app.config import Settings
+from app.db.models import Job, as_utc
+from app.storage.signing import SignedRequest
+from app.workflows.types import JobStatus
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LiveProgress:
+    """What Temporal knows of a running conversion: its attempt and last heartbeat."""
+
+    attempt: int
+    progress: int | None
+
+
+async def read_live_progress(client: Client, job: Job) -> LiveProgress | None:
+    """Read the pending activity of a running job; ``None`` when there is none or Temporal fails.
+
+    ``describe`` shows heartbeat details and the attempt without needing a live worker.
+    """
+    try:
+        description = await client.get_workflow_handle(job.id).describe()
+    except RPCError as err:
+        logger.warning(
+            "Could not describe job workflow", extra={"job_id": job.id, "error": str(err)}
+        )
+        return None
+    pending = list(description.raw_description.pending_activities)
+    if not pending:
+        return None
+    activity = max(pending, key=lambda item: item.attempt)
+    progress: int | None = None
+    if activity.heartbeat_details.payloads:
+        decoded = await client.data_converter.decode(activity.heartbeat_details.payloads)
+        details = decoded[-1] if decoded else None
+        if isinstance(details, dict) and isinstance(details.get("progress"), int):
+            progress = details["progress"]
+    return LiveProgress(attempt=activity.attempt, progress=progress)
+
+
+def upload_request(job: Job) -> SignedRequest:
+    expires_at = as_utc(job.upload_expires_at)
+    assert job.input_object_key and job.input_content_type and expires_at
+    assert job.input_size_bytes is not None
+    return SignedRequest(
+        method="PUT",
+        object_key=job.input_object_key,
+        content_type=job.input_content_type,
+        expires=int(expires_at.timestamp()),
+        size_bytes=job.input_size_bytes,
+    )
+
+
+def to_public(job: Job, settings: Settings, live: LiveProgress | None = None) -> JobPublic:
+    upload_intent = None
+    waiting_for_upload = (
+        job.status == JobStatus.QUEUED and job.input_object_key and job.input_uploaded_at is None
+    )
+    if waiting_for_upload:
+        signed = upload_request(job)
+        upload_intent = UploadIntent(
+            url=signed.url(settings.resolved_public_base_url, settings.signing_secret),
+            headers={"Content-Type": signed.content_type},
+            expires_at=datetime.fromtimestamp(signed.expires, UTC),
+            object_key=signed.object_key,
+        )
+
+    attempt = job.attempt
+    progress = job.progress
+    if live is not None and job.status == JobStatus.RUNNING:
+        attempt = max(attempt, live.attempt)
+        if live.progress is not None:
+            progress = live.progress
+
+    output: dict[str, Any] | None = None
+    if job.output:
+        output = {key: value for key, value in job.output.items() if key != "objectKey"}
+
+    return JobPublic.model_validate(
+        {
+            "id": job.id,
+            "tool_slug": job.tool_slug,
+            "status": job.status,
+            "progress": progress,
+            "attempt": attempt,
+            "retry_count": max(attempt - 1, 0),
+            "max_attempts": job.max_attempts,
+            "deadline_seconds": job.deadline_seconds,
+            "deadline_at": as_utc(job.deadline_at),
+            "created_at": as_utc(job.created_at),
+            "started_at": as_utc(job.started_at),
+            "finished_at": as_utc(job.finished_at),
+            "closed_at": as_utc(job.closed_at),
+            "input": JobInputPublic(
+                kind=job.input_kind,
+                name=job.input_name,
+                content_type=job.input_content_type,
+                size_bytes=job.input_size_bytes,
+            ),
+            "upload_intent": upload_intent,
+            "output": output,
+            "error": job.error,
+            "cost_units": job.cost_units,
+            "idempotency_key": job.idempotency_key,
+            "metadata": job.job_metadata or {},
+        }
+    )

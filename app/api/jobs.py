@@ -1,0 +1,389 @@
+"""Routes of ``/v1/jobs``: create, get, list, cancel, close and download intents."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import logging
+import secrets
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Response
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+from temporalio.client import WorkflowHandle
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from app.api.deps import (
+    FilesWriter,
+    JobsReader,
+    JobsWriter,
+    Principal,
+    Services,
+    ServicesDep,
+    SessionDep,
+)
+from app.api.errors import ApiError
+from app.api.job_requests import ValidJob, check_idempotency_key, request_hash, validate_create
+from app.api.job_views import read_live_progress, to_public
+from app.api.schemas import DownloadIntent, JobCreate, JobList, JobPublic
+from app.config import Lane
+from app.db.models import Job, as_utc, utcnow
+from app.storage.base import new_object_key
+from app.storage.signing import SignedRequest
+from app.workflows import names
+from app.workflows.job import JOB_STATUS, TOOL_SLUG, WORKSPACE_ID, JobWorkflow
+from app.workflows.types import FINISHED_STATUSES, JobParams, JobStatus
+
+logger = logging.getLogger(__name__)
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+
+CANCEL_WAIT_SECONDS = 10.0
+DEFAULT_PAGE_SIZE = 20
+MAX_PAGE_SIZE = 100
+
+
+def _job_id(workspace_id: str, idempotency_key: str | None) -> str:
+    """Derive the job id, which is also the workflow id, so a repeated create finds the same job."""
+    if idempotency_key is None:
+        return f"job_{secrets.token_hex(12)}"
+    digest = hashlib.sha256(f"{workspace_id}\n{idempotency_key}".encode()).hexdigest()
+    return f"job_{digest[:24]}"
+
+
+async def _load_job(session: AsyncSession, principal: Principal, job_id: str) -> Job:
+    job = await session.get(Job, job_id)
+    if job is None or job.workspace_id != principal.workspace_id:
+        raise ApiError(
+            "job_not_found", f"No job with id '{job_id}' in this workspace.", {"id": job_id}
+        )
+    return job
+
+
+async def _present(services: Services, job: Job) -> JobPublic:
+    live = None
+    if job.status == JobStatus.RUNNING:
+        live = await read_live_progress(services.temporal, job)
+    return to_public(job, services.settings, live)
+
+
+def _workflow_params(services: Services, job: Job, valid: ValidJob, body: JobCreate) -> JobParams:
+    tool = valid.tool
+    assert tool.limits and tool.output and tool.lane and tool.retention_seconds
+    conversion = names.CONVERSIONS[tool.slug]
+    settings = services.settings
+    return JobParams(
+        job_id=job.id,
+        workspace_id=job.workspace_id,
+        tool_slug=tool.slug,
+        input_kind=job.input_kind,
+        input_name=job.input_name,
+        input_content_type=job.input_content_type,
+        input_size_bytes=job.input_size_bytes,
+        input_object_key=job.input_object_key,
+        upload_expires_at=as_utc(job.upload_expires_at),
+        input_text=body.input.text,
+        input_json=body.input.json_,
+        options=valid.options,
+        max_attempts=valid.max_attempts,
+        deadline_seconds=valid.deadline_seconds,
+        retention_seconds=min(
+            tool.retention_seconds, settings.max_retention_seconds or tool.retention_seconds
+        ),
+        max_pixels=tool.limits.max_pixels,
+        output_content_type=tool.output.content_type,
+        output_extension=tool.output.extension,
+        inspect_activity=conversion.inspect_activity,
+        convert_activity=conversion.convert_activity,
+        convert_task_queue=settings.task_queue(Lane(tool.lane)),
+        upload_signal_expected=True,
+        upload_poll_seconds=settings.upload_poll_seconds,
+        heartbeat_timeout_seconds=settings.activity_heartbeat_seconds,
+    )
+
+
+async def _start_workflow(services: Services, params: JobParams) -> None:
+    """Start the job's workflow; a second start of the same id finds the existing run."""
+    try:
+        await services.temporal.start_workflow(
+            JobWorkflow.run,
+            params,
+            id=params.job_id,
+            task_queue=services.settings.task_queue(Lane.LIGHT),
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            search_attributes=TypedSearchAttributes(
+                [
+                    SearchAttributePair(WORKSPACE_ID, params.workspace_id),
+                    SearchAttributePair(TOOL_SLUG, params.tool_slug),
+                    SearchAttributePair(JOB_STATUS, JobStatus.QUEUED.value),
+                ]
+            ),
+        )
+    except WorkflowAlreadyStartedError:
+        pass
+
+
+@router.post("", status_code=201, response_model=JobPublic, response_model_by_alias=True)
+async def create_job(
+    body: JobCreate,
+    principal: JobsWriter,
+    services: ServicesDep,
+    session: SessionDep,
+    response: Response,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+) -> JobPublic:
+    """Create a job. For a file input, upload the file to ``uploadIntent.url`` next.
+
+    With an ``Idempotency-Key`` header, a repeat of the same request returns the same job
+    (200, header ``Idempotent-Replayed: true``); the same key with another body answers 409.
+    """
+    key = check_idempotency_key(idempotency_key)
+    valid = validate_create(body)
+    fingerprint = request_hash(body)
+    job_id = _job_id(principal.workspace_id, key)
+    now = utcnow()
+
+    job = Job(
+        id=job_id,
+        workspace_id=principal.workspace_id,
+        tool_slug=valid.tool.slug,
+        status=JobStatus.QUEUED.value,
+        idempotency_key=key,
+        request_hash=fingerprint,
+        input_kind=body.input.kind,
+        input_name=body.input.name,
+        input_content_type=body.input.content_type.lower() if body.input.content_type else None,
+        input_size_bytes=body.input.size_bytes,
+        max_attempts=valid.max_attempts,
+        deadline_seconds=valid.deadline_seconds,
+        cost_units=valid.tool.cost_units,
+        created_at=now,
+        job_metadata=body.metadata,
+    )
+    if body.input.kind == "file":
+        job.input_object_key = new_object_key(principal.workspace_id, job_id, "input")
+        job.upload_expires_at = now.replace(microsecond=0) + timedelta(
+            seconds=services.settings.upload_intent_ttl_seconds
+        )
+
+    session.add(job)
+    try:
+        await session.commit()
+    except IntegrityError:
+        await session.rollback()
+        return await _replay(
+            services, session, principal, job_id, fingerprint, valid, body, response
+        )
+
+    params = _workflow_params(services, job, valid, body)
+    try:
+        await _start_workflow(services, params)
+    except RPCError as err:
+        logger.error("Could not start job workflow", extra={"job_id": job_id, "error": str(err)})
+        if key is None:
+            # Without a key the client cannot retry this job, so drop the row it cannot reach.
+            await session.delete(job)
+            await session.commit()
+        raise ApiError(
+            "service_unavailable",
+            "The job could not be started because Temporal is unreachable. Retry the request"
+            + (" with the same Idempotency-Key." if key else "."),
+        ) from err
+    logger.info("Job created", extra={"job_id": job_id, "tool_slug": valid.tool.slug})
+    return to_public(job, services.settings)
+
+
+async def _replay(
+    services: Services,
+    session: AsyncSession,
+    principal: Principal,
+    job_id: str,
+    fingerprint: str,
+    valid: ValidJob,
+    body: JobCreate,
+    response: Response,
+) -> JobPublic:
+    existing = await _load_job(session, principal, job_id)
+    if existing.request_hash != fingerprint:
+        raise ApiError(
+            "idempotency_key_reused",
+            "This Idempotency-Key was used for a different request. Use a new key for a new job.",
+            {"jobId": job_id},
+        )
+    # The first request may have stored the row and then failed to start the workflow.
+    if existing.status == JobStatus.QUEUED:
+        try:
+            await _start_workflow(services, _workflow_params(services, existing, valid, body))
+        except RPCError as err:
+            raise ApiError(
+                "service_unavailable",
+                "Temporal is unreachable. Retry the request with the same Idempotency-Key.",
+            ) from err
+    response.status_code = 200
+    response.headers["Idempotent-Replayed"] = "true"
+    return await _present(services, existing)
+
+
+@router.get("/{job_id}", response_model=JobPublic, response_model_by_alias=True)
+async def get_job(
+    job_id: str, principal: JobsReader, services: ServicesDep, session: SessionDep
+) -> JobPublic:
+    """Return the job, with live ``progress`` and ``attempt`` while it runs."""
+    return await _present(services, await _load_job(session, principal, job_id))
+
+
+def _encode_cursor(job: Job) -> str:
+    created = as_utc(job.created_at)
+    assert created is not None
+    raw = f"{created.isoformat()}|{job.id}"
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        created, job_id = base64.urlsafe_b64decode(padded).decode().split("|", 1)
+        return datetime.fromisoformat(created).astimezone(UTC), job_id
+    except ValueError as err:
+        raise ApiError(
+            "invalid_request", "The cursor is invalid. Pass nextCursor from the previous page."
+        ) from err
+
+
+@router.get("", response_model=JobList, response_model_by_alias=True)
+async def list_jobs(
+    principal: JobsReader,
+    services: ServicesDep,
+    session: SessionDep,
+    status: JobStatus | None = None,
+    tool_slug: Annotated[str | None, Query(alias="toolSlug")] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
+    cursor: str | None = None,
+) -> JobList:
+    """List the workspace's jobs, newest first; closed jobs are hidden."""
+    statement = select(Job).where(
+        Job.workspace_id == principal.workspace_id, col(Job.closed_at).is_(None)
+    )
+    if status is not None:
+        statement = statement.where(Job.status == status.value)
+    if tool_slug is not None:
+        statement = statement.where(Job.tool_slug == tool_slug)
+    if cursor:
+        created, last_id = _decode_cursor(cursor)
+        statement = statement.where(
+            (col(Job.created_at) < created)
+            | ((col(Job.created_at) == created) & (col(Job.id) < last_id))
+        )
+    statement = statement.order_by(col(Job.created_at).desc(), col(Job.id).desc()).limit(limit + 1)
+    rows = list((await session.exec(statement)).all())
+    page = rows[:limit]
+    next_cursor = _encode_cursor(page[-1]) if len(rows) > limit else None
+    return JobList(
+        data=[to_public(job, services.settings) for job in page], next_cursor=next_cursor
+    )
+
+
+@router.post("/{job_id}/cancel", response_model=JobPublic, response_model_by_alias=True)
+async def cancel_job(
+    job_id: str, principal: JobsWriter, services: ServicesDep, session: SessionDep
+) -> JobPublic:
+    """Cancel a queued or running job; the running engine is stopped, not finished.
+
+    Waits up to 10 seconds for the job to reach ``canceled`` and returns it as it is then.
+    """
+    job = await _load_job(session, principal, job_id)
+    if job.status in FINISHED_STATUSES:
+        raise ApiError(
+            "job_not_cancelable",
+            f"The job already finished with status '{job.status}'.",
+            {"status": job.status},
+        )
+    handle: WorkflowHandle[JobWorkflow, object] = services.temporal.get_workflow_handle(job_id)
+    try:
+        await handle.cancel()
+    except RPCError as err:
+        if err.status != RPCStatusCode.NOT_FOUND:
+            raise ApiError(
+                "service_unavailable", "Temporal is unreachable; retry the cancel."
+            ) from err
+    logger.info("Job cancel requested", extra={"job_id": job_id})
+
+    deadline = asyncio.get_running_loop().time() + CANCEL_WAIT_SECONDS
+    while asyncio.get_running_loop().time() < deadline:
+        await session.refresh(job)
+        if job.status in FINISHED_STATUSES:
+            break
+        await asyncio.sleep(0.1)
+    return await _present(services, job)
+
+
+@router.post("/{job_id}/close", response_model=JobPublic, response_model_by_alias=True)
+async def close_job(
+    job_id: str, principal: JobsWriter, services: ServicesDep, session: SessionDep
+) -> JobPublic:
+    """Hide a finished job from the listing; it stays readable by id with ``closedAt``."""
+    job = await _load_job(session, principal, job_id)
+    if job.status not in FINISHED_STATUSES:
+        raise ApiError(
+            "job_not_finished",
+            f"Only finished jobs can be closed; this job is '{job.status}'. Cancel it first.",
+            {"status": job.status},
+        )
+    if job.closed_at is None:
+        job.closed_at = utcnow()
+        session.add(job)
+        await session.commit()
+        await session.refresh(job)
+    return to_public(job, services.settings)
+
+
+@router.api_route(
+    "/{job_id}/download-intent",
+    methods=["GET", "POST"],
+    response_model=DownloadIntent,
+    response_model_by_alias=True,
+)
+async def download_intent(
+    job_id: str, principal: FilesWriter, services: ServicesDep, session: SessionDep
+) -> DownloadIntent:
+    """Return a short-lived signed URL for the job's output; GET and POST are the same."""
+    job = await _load_job(session, principal, job_id)
+    if job.status != JobStatus.SUCCEEDED or not job.output:
+        raise ApiError(
+            "download_not_ready",
+            f"The job is '{job.status}'; its output can be downloaded once it has succeeded.",
+            {"status": job.status},
+        )
+    output = job.output
+    if output.get("expired"):
+        raise ApiError(
+            "download_expired",
+            f"The output expired at {output.get('expiresAt')} and was deleted. Run the job again.",
+        )
+    settings = services.settings
+    expires = utcnow() + timedelta(seconds=settings.download_intent_ttl_seconds)
+    signed = SignedRequest(
+        method="GET",
+        object_key=output["objectKey"],
+        content_type=output["contentType"],
+        expires=int(expires.timestamp()),
+        file_name=output["fileName"],
+    )
+    return DownloadIntent(
+        url=signed.url(settings.resolved_public_base_url, settings.signing_secret),
+        expires_at=datetime.fromtimestamp(signed.expires, UTC),
+        file_name=output["fileName"],
+        content_type=output["contentType"],
+        size_bytes=output["sizeBytes"],
+    )

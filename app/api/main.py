@@ -1,0 +1,47 @@
+"""FastAPI application factory."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from app.api import blobs, health, jobs, tools
+from app.api.deps import Services
+from app.api.errors import install_error_handlers
+from app.config import Settings, get_settings
+from app.db.session import Database, create_schema
+from app.storage import create_store
+from app.temporal import connect
+
+logger = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        db = Database(settings.resolved_database_url)
+        await create_schema(db.engine)
+        temporal = await connect(settings)
+        app.state.services = Services(settings, db, temporal, create_store(settings))
+        logger.info("API started on %s", settings.resolved_public_base_url)
+        yield
+        await db.dispose()
+        logger.info("API stopped")
+
+    app = FastAPI(
+        title="Worklane",
+        version="1",
+        description="File-conversion jobs: create a job, upload its input, poll it, download "
+        "its output. Compatible with the BoringKit v1 jobs API.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.middleware("http")(health.record_metrics)
+    for module in (tools, jobs, blobs, health):
+        app.include_router(module.router)
+    return app

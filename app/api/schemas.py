@@ -1,0 +1,102 @@
+"""Request bodies of the jobs API, and the job as returned."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+
+class CamelModel(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+
+class JobInputCreate(CamelModel):
+    kind: Literal["file", "text", "json"]
+    name: str | None = None
+    content_type: str | None = None
+    size_bytes: int | None = None
+    text: str | None = None
+    json_: dict[str, Any] | None = Field(default=None, alias="json")
+    options: dict[str, Any] | None = None
+
+
+class JobCreate(CamelModel):
+    tool_slug: str
+    input: JobInputCreate
+    max_attempts: int | None = None
+    deadline_seconds: int | None = None
+    metadata: dict[str, str] | None = None
+
+
+class UploadIntent(CamelModel):
+    method: Literal["PUT"] = "PUT"
+    url: str
+    headers: dict[str, str]
+    expires_at: datetime
+    object_key: str
+
+
+class JobInputPublic(CamelModel):
+    kind: str
+    name: str | None
+    content_type: str | None
+    size_bytes: int | None
+
+
+class JobError(CamelModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="allow")
+
+    code: str
+    message: str
+    retryable: bool
+
+
+class JobOutputPublic(CamelModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+
+    file_name: str
+    content_type: str
+    size_bytes: int
+    expires_at: datetime
+    expired: bool
+    metadata: dict[str, Any] = {}
+
+
+class JobPublic(CamelModel):
+    id: str
+    tool_slug: str
+    status: str
+    progress: int
+    attempt: int
+    retry_count: int
+    max_attempts: int
+    deadline_seconds: int
+    deadline_at: datetime | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    closed_at: datetime | None
+    input: JobInputPublic
+    upload_intent: UploadIntent | None
+    output: JobOutputPublic | None
+    error: JobError | None
+    cost_units: int
+    idempotency_key: str | None
+    metadata: dict[str, str]
+
+
+class JobList(CamelModel):
+    data: list[JobPublic]
+    next_cursor: str | None
+
+
+class DownloadIntent(CamelModel):
+    method: Literal["GET"] = "GET"
+    url: str
+    expires_at: datetime
+    file_name: str
+    content_type: str
+    size_bytes: int

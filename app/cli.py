@@ -1,0 +1,153 @@
+"""Administration: workspaces and API keys.
+
+Run ``python -m app.cli --help``. Settings come from the same ``WORKLANE_`` variables as the
+service, so the command works on the database the service uses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from app.config import get_settings
+from app.db import accounts
+from app.db.session import Database, create_schema
+
+DEV_WORKSPACE_NAME = "development"
+
+
+async def _with_session(action: Callable[[AsyncSession], Awaitable[int]]) -> int:
+    db = Database(get_settings().resolved_database_url)
+    try:
+        await create_schema(db.engine)
+        async with db.session() as session:
+            return await action(session)
+    finally:
+        await db.dispose()
+
+
+def _print_key(created: accounts.CreatedKey) -> None:
+    record = created.record
+    print(f"key id:    {record.id}")
+    print(f"workspace: {record.workspace_id}")
+    print(f"scopes:    {record.scopes}")
+    print(f"key:       {created.secret}")
+    print("The key is shown only now; store it safely.")
+
+
+async def _workspace_create(session: AsyncSession, args: argparse.Namespace) -> int:
+    workspace = await accounts.create_workspace(session, args.name)
+    print(workspace.id)
+    return 0
+
+
+async def _workspace_list(session: AsyncSession, _args: argparse.Namespace) -> int:
+    for workspace in await accounts.list_workspaces(session):
+        print(f"{workspace.id}\t{workspace.name}\t{workspace.created_at.isoformat()}")
+    return 0
+
+
+async def _key_create(session: AsyncSession, args: argparse.Namespace) -> int:
+    scopes = args.scopes.split(",") if args.scopes else None
+    try:
+        created = await accounts.create_key(session, args.workspace, args.name, scopes)
+    except (LookupError, accounts.UnknownScope) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    _print_key(created)
+    return 0
+
+
+async def _key_list(session: AsyncSession, args: argparse.Namespace) -> int:
+    for key in await accounts.list_keys(session, args.workspace):
+        state = f"revoked {key.revoked_at.isoformat()}" if key.revoked_at else "active"
+        print(f"{key.id}\t{key.workspace_id}\t{key.prefix}...\t{key.name}\t{key.scopes}\t{state}")
+    return 0
+
+
+async def _key_revoke(session: AsyncSession, args: argparse.Namespace) -> int:
+    try:
+        key = await accounts.revoke_key(session, args.key_id)
+    except LookupError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"revoked {key.id}")
+    return 0
+
+
+async def _dev_setup(session: AsyncSession, args: argparse.Namespace) -> int:
+    """Create the development workspace and key once; later runs print the stored key."""
+    key_file: Path = args.key_file
+    if key_file.exists():
+        secret = key_file.read_text().strip()
+        if await accounts.find_active_key(session, secret) is not None:
+            print(secret)
+            return 0
+    workspaces = [
+        w for w in await accounts.list_workspaces(session) if w.name == DEV_WORKSPACE_NAME
+    ]
+    workspace = workspaces[0] if workspaces else None
+    if workspace is None:
+        workspace = await accounts.create_workspace(session, DEV_WORKSPACE_NAME)
+    created = await accounts.create_key(session, workspace.id, "development")
+    key_file.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(created.secret + "\n")
+    print(created.secret)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m app.cli", description="Manage workspaces and API keys."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    workspace = commands.add_parser("workspace", help="create or list workspaces")
+    workspace_commands = workspace.add_subparsers(dest="action", required=True)
+    create = workspace_commands.add_parser("create", help="create a workspace and print its id")
+    create.add_argument("name")
+    create.set_defaults(handler=_workspace_create)
+    workspace_commands.add_parser("list", help="list workspaces").set_defaults(
+        handler=_workspace_list
+    )
+
+    key = commands.add_parser("key", help="create, list or revoke API keys")
+    key_commands = key.add_subparsers(dest="action", required=True)
+    key_create = key_commands.add_parser("create", help="create a key; it is printed once")
+    key_create.add_argument("workspace", help="workspace id")
+    key_create.add_argument("--name", default="api", help="label shown in listings")
+    key_create.add_argument(
+        "--scopes",
+        help=f"comma-separated scopes (default: all of {','.join(accounts.ALL_SCOPES)})",
+    )
+    key_create.set_defaults(handler=_key_create)
+    key_list = key_commands.add_parser("list", help="list keys (never the secrets)")
+    key_list.add_argument("--workspace", help="only this workspace's keys")
+    key_list.set_defaults(handler=_key_list)
+    key_revoke = key_commands.add_parser("revoke", help="revoke a key by its id")
+    key_revoke.add_argument("key_id")
+    key_revoke.set_defaults(handler=_key_revoke)
+
+    dev = commands.add_parser("dev-setup", help="ensure the development workspace and key")
+    dev.add_argument(
+        "--key-file", type=Path, required=True, help="where the development key is kept"
+    )
+    dev.set_defaults(handler=_dev_setup)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return asyncio.run(_with_session(lambda session: args.handler(session, args)))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
