@@ -1,0 +1,168 @@
+"""End-to-end fixtures: the Temporal dev server, a worker process and the API under uvicorn."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+
+from app.devstack import DevStack, free_port
+
+# Short enough that a test can watch an output expire, long enough to download it first.
+RETENTION_SECONDS = 20
+
+
+@dataclass
+class Account:
+    workspace_id: str
+    key: str
+    key_id: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.key}"}
+
+
+@dataclass
+class Stack:
+    dev: DevStack
+    log_dir: Path
+
+    @property
+    def url(self) -> str:
+        return self.dev.api_url
+
+    def cli(self, *args: str) -> str:
+        result = subprocess.run(
+            [sys.executable, "-m", "app.cli", *args],
+            env=self.dev.env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        if result.returncode != 0:
+            raise AssertionError(f"app.cli {' '.join(args)} failed: {result.stderr}")
+        return result.stdout
+
+    def new_account(self, scopes: str | None = None) -> Account:
+        workspace_id = self.cli("workspace", "create", "e2e").strip()
+        args = ["key", "create", workspace_id]
+        if scopes:
+            args += ["--scopes", scopes]
+        output = self.cli(*args)
+        fields = dict(
+            line.split(":", 1)
+            for line in output.splitlines()
+            if ":" in line and "shown" not in line
+        )
+        return Account(workspace_id, fields["key"].strip(), fields["key id"].strip())
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    data_dir = tmp_path_factory.mktemp("e2e-data")
+    log_dir = data_dir / "logs"
+    dev = DevStack(
+        data_dir=data_dir,
+        api_port=free_port(),
+        temporal_port=free_port(),
+        ui_port=None,
+        log_dir=log_dir,
+        extra_env={
+            "WORKLANE_ENVIRONMENT": "test",
+            "WORKLANE_MAX_RETENTION_SECONDS": str(RETENTION_SECONDS),
+        },
+    )
+    dev.start()
+    try:
+        yield Stack(dev, log_dir)
+    finally:
+        dev.stop()
+
+
+@pytest.fixture(scope="session")
+def account(stack: Stack) -> Account:
+    return stack.new_account()
+
+
+@pytest.fixture
+async def http(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=stack.url, timeout=30) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+async def temporal(stack: Stack) -> Client:
+    return await Client.connect(
+        f"127.0.0.1:{stack.dev.temporal_port}", data_converter=pydantic_data_converter
+    )
+
+
+async def wait_for_job(
+    http: httpx.AsyncClient,
+    account: Account,
+    job_id: str,
+    statuses: tuple[str, ...] = ("succeeded", "failed", "canceled"),
+    timeout: float = 60,
+) -> dict[str, Any]:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        response = await http.get(f"/v1/jobs/{job_id}", headers=account.headers)
+        assert response.status_code == 200, response.text
+        job: dict[str, Any] = response.json()
+        if job["status"] in statuses:
+            return job
+        if asyncio.get_running_loop().time() > deadline:
+            pytest.fail(f"job {job_id} stayed '{job['status']}' past {timeout} s")
+        await asyncio.sleep(0.05)
+
+
+async def create_file_job(
+    http: httpx.AsyncClient,
+    account: Account,
+    payload: bytes,
+    *,
+    name: str = "photo.png",
+    content_type: str = "image/png",
+    options: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "toolSlug": "image-compress-api",
+        "input": {
+            "kind": "file",
+            "name": name,
+            "contentType": content_type,
+            "sizeBytes": len(payload),
+            "options": options or {},
+        },
+        **extra,
+    }
+    response = await http.post("/v1/jobs", json=body, headers=account.headers | (headers or {}))
+    assert response.status_code == 201, response.text
+    job: dict[str, Any] = response.json()
+    return job
+
+
+async def upload(http: httpx.AsyncClient, job: dict[str, Any], payload: bytes) -> httpx.Response:
+    intent = job["uploadIntent"]
+    return await http.put(intent["url"], content=payload, headers=intent["headers"])
+
+
+async def run_file_job(
+    http: httpx.AsyncClient, account: Account, payload: bytes, **kwargs: Any
+) -> dict[str, Any]:
+    job = await create_file_job(http, account, payload, **kwargs)
+    response = await upload(http, job, payload)
+    assert response.status_code == 200, response.text
+    return await wait_for_job(http, account, job["id"])
