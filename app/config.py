@@ -58,7 +58,7 @@ class Settings(BaseSettings):
     """Pillow conversions one worker runs at once, each in its own process."""
 
     @model_validator(mode="after")
-    def _refuse_unsafe_production_values(self) -> Settings:
+    def _reject_unsafe_production_values(self) -> Settings:
         if self.environment is Environment.PRODUCTION:
             if self.signing_secret == DEVELOPMENT_SIGNING_SECRET or len(self.signing_secret) < 32:
                 raise ValueError(

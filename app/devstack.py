@@ -62,7 +62,7 @@ class DevStack:
     temporal_in_memory: bool = False
     """Keep Temporal's state in memory instead of ``data_dir/temporal.db``; tests and benchmarks."""
     log_dir: Path | None = None
-    """Where each process writes its log; ``None`` keeps the output on this terminal."""
+    """Folder of the per-process log files; ``None`` leaves the output on this terminal."""
     extra_env: dict[str, str] = field(default_factory=dict)
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 

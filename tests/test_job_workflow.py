@@ -37,8 +37,10 @@ from tests.images import gradient_png, noisy_png, slow_webp
 RETENTION_SECONDS = 24 * 3600
 HISTORY_DIR = Path(__file__).parent / "histories"
 HISTORY_VERSION = "v1"
-"""Prefix of the histories recorded from the current JobWorkflow; raise it when the workflow's
-commands change, and keep the older files so the replay test still covers them."""
+"""Prefix of the histories recorded from the current JobWorkflow.
+
+Raise it when the workflow's commands change. Keep the older files, so the replay test still
+covers them."""
 
 
 async def record_history(handle: WorkflowHandle[Any, Any], scenario: str) -> None:

@@ -45,7 +45,7 @@ async def test_history_replays(path: Path) -> None:
 
 @pytest.mark.parametrize("path", sorted(WORKFLOW_DIR.glob("*.py")), ids=lambda path: path.name)
 def test_workflow_code_stays_deterministic(path: Path) -> None:
-    # JobWorkflow runs outside the SDK's sandbox, so this check stands in for it.
+    # JobWorkflow runs outside the SDK's sandbox, so this check replaces the sandbox's import rules.
     tree = ast.parse(path.read_text())
     for node in ast.walk(tree):
         if isinstance(node, ast.Import | ast.ImportFrom):

@@ -9,7 +9,7 @@ from app.errors import InputError
 
 
 def input_failure(error: InputError) -> ApplicationError:
-    """A non-retryable failure whose type is the job's error code."""
+    """Build a non-retryable failure whose type is the job's error code."""
     info = activity.info()
     activity.logger.info(
         "Input rejected",

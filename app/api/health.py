@@ -17,7 +17,7 @@ logger = logging.getLogger(__name__)
 router = APIRouter(tags=["health"])
 
 REQUESTS = Counter(
-    "worklane_http_requests_total", "HTTP requests answered", ["method", "route", "status"]
+    "worklane_http_requests_total", "HTTP requests served", ["method", "route", "status"]
 )
 LATENCY = Histogram("worklane_http_request_seconds", "HTTP request latency", ["method", "route"])
 READINESS_TIMEOUT_SECONDS = 3.0
@@ -35,13 +35,13 @@ async def record_metrics(request: Request, call_next: object) -> Response:
 
 @router.get("/healthz")
 async def healthz() -> dict[str, str]:
-    """Liveness: the process answers."""
+    """Liveness: the process responds."""
     return {"status": "ok"}
 
 
 @router.get("/readyz")
 async def readyz(services: ServicesDep) -> JSONResponse:
-    """Readiness: Temporal and the database answer within 3 seconds."""
+    """Readiness: Temporal and the database respond within 3 seconds."""
     checks: dict[str, str] = {}
     try:
         async with asyncio.timeout(READINESS_TIMEOUT_SECONDS), services.db.session() as session:

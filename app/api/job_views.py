@@ -21,7 +21,7 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class LiveProgress:
-    """What Temporal knows of a running conversion: its attempt and last heartbeat."""
+    """Temporal's record of a running conversion: its attempt and last heartbeat."""
 
     attempt: int
     progress: int | None
@@ -54,7 +54,9 @@ async def read_live_progress(client: Client, job: Job) -> LiveProgress | None:
 
 def upload_request(job: Job) -> SignedRequest:
     expires_at = as_utc(job.upload_expires_at)
-    assert job.input_object_key and job.input_content_type and expires_at
+    assert job.input_object_key is not None
+    assert job.input_content_type is not None
+    assert expires_at is not None
     assert job.input_size_bytes is not None
     return SignedRequest(
         method="PUT",

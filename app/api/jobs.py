@@ -79,7 +79,10 @@ async def _present(services: Services, job: Job) -> JobPublic:
 
 def _workflow_params(services: Services, job: Job, valid: ValidJob, body: JobCreate) -> JobParams:
     tool = valid.tool
-    assert tool.limits and tool.output and tool.lane and tool.retention_seconds
+    assert tool.limits is not None
+    assert tool.output is not None
+    assert tool.lane is not None
+    assert tool.retention_seconds is not None
     conversion = names.CONVERSIONS[tool.slug]
     settings = services.settings
     return JobParams(
@@ -146,7 +149,7 @@ async def create_job(
     """Create a job. For a file input, upload the file to ``uploadIntent.url`` next.
 
     With an ``Idempotency-Key`` header, a repeat of the same request returns the same job
-    (200, header ``Idempotent-Replayed: true``); the same key with another body answers 409.
+    (200, header ``Idempotent-Replayed: true``); the same key with another body returns 409.
     """
     key = check_idempotency_key(idempotency_key)
     valid = validate_create(body)

@@ -119,7 +119,7 @@ class ObjectExistsRequest(BaseModel):
 
 
 class JobOutcome(BaseModel):
-    """Workflow result; the job index holds the full record."""
+    """Workflow result; the job index contains the full record."""
 
     status: JobStatus
     error_code: str | None = None
