@@ -18,8 +18,9 @@ install: $(INSTALLED)
 run: $(INSTALLED)
 	$(BIN)/python -m app.devstack
 
+# Runs the suite on SQLite, then on PostgreSQL when WORKLANE_TEST_POSTGRES_URL is set.
 test: $(INSTALLED)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m tests.legs
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .

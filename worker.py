@@ -17,7 +17,8 @@ from app.activities.bookkeeping import BookkeepingActivities
 from app.activities.images import ImageActivities
 from app.activities.inputs import InputActivities
 from app.config import Lane, Settings, get_settings
-from app.db.session import Database, create_schema
+from app.db.migrate import upgrade_database
+from app.db.session import Database
 from app.engines.isolated import start_forkserver
 from app.storage import create_store
 from app.temporal import connect
@@ -71,8 +72,8 @@ def build_workers(
 
 async def run(lanes: list[Lane]) -> None:
     settings = get_settings()
+    await upgrade_database(settings.resolved_database_url)
     db = Database(settings.resolved_database_url)
-    await create_schema(db.engine)
     client = await connect(settings)
     workers = build_workers(client, settings, db, lanes)
     if Lane.LIGHT in lanes:

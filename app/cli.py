@@ -13,19 +13,26 @@ import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from sqlalchemy import func
+from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.config import get_settings
-from app.db import accounts
-from app.db.session import Database, create_schema
+from app.db import accounts, ledger
+from app.db.accounts import PLANS
+from app.db.migrate import upgrade_database
+from app.db.models import Job, Workspace
+from app.db.session import Database
 
 DEV_WORKSPACE_NAME = "development"
+DEV_OPENING_BALANCE = 1_000_000
 
 
 async def _with_session(action: Callable[[AsyncSession], Awaitable[int]]) -> int:
-    db = Database(get_settings().resolved_database_url)
+    url = get_settings().resolved_database_url
+    await upgrade_database(url)
+    db = Database(url)
     try:
-        await create_schema(db.engine)
         async with db.session() as session:
             return await action(session)
     finally:
@@ -42,8 +49,52 @@ def _print_key(created: accounts.CreatedKey) -> None:
 
 
 async def _workspace_create(session: AsyncSession, args: argparse.Namespace) -> int:
-    workspace = await accounts.create_workspace(session, args.name)
+    workspace = await accounts.create_workspace(session, args.name, plan=args.plan)
+    if args.balance:
+        await ledger.adjust(session, workspace.id, args.balance, ledger.OPENING_BALANCE, None)
     print(workspace.id)
+    return 0
+
+
+async def _workspace_show(session: AsyncSession, args: argparse.Namespace) -> int:
+    workspace = await session.get(Workspace, args.workspace)
+    if workspace is None:
+        print(f"error: workspace {args.workspace} not found", file=sys.stderr)
+        return 2
+    print(f"workspace: {workspace.id} ({workspace.name})")
+    print(f"plan:      {workspace.plan}")
+    print(f"balance:   {workspace.balance} credits")
+    statement = (
+        select(Job.status, func.count(), func.sum(Job.credits_charged - Job.credits_refunded))
+        .where(Job.workspace_id == workspace.id)
+        .group_by(Job.status)
+    )
+    for status, count, spent in (await session.exec(statement)).all():
+        print(f"jobs {status + ':':<11}{count:>6}, {spent or 0} credits spent")
+    return 0
+
+
+async def _credits_change(session: AsyncSession, args: argparse.Namespace) -> int:
+    amount = args.amount if args.action == "grant" else -args.amount
+    reason = ledger.GRANT if args.action == "grant" else ledger.REVOKE
+    try:
+        entry = await ledger.adjust(session, args.workspace, amount, reason, args.reason)
+    except LookupError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except ledger.InsufficientCredits as err:
+        print(
+            f"error: cannot revoke {err.cost} credits from a balance of {err.balance}",
+            file=sys.stderr,
+        )
+        return 2
+    print(f"balance: {entry.balance_after} credits")
+    return 0
+
+
+async def _migrate(_session: AsyncSession, _args: argparse.Namespace) -> int:
+    # Opening the session already brought the schema to the newest revision.
+    print("database schema is up to date")
     return 0
 
 
@@ -95,6 +146,9 @@ async def _dev_setup(session: AsyncSession, args: argparse.Namespace) -> int:
     workspace = workspaces[0] if workspaces else None
     if workspace is None:
         workspace = await accounts.create_workspace(session, DEV_WORKSPACE_NAME)
+        await ledger.adjust(
+            session, workspace.id, DEV_OPENING_BALANCE, ledger.OPENING_BALANCE, "development"
+        )
     created = await accounts.create_key(session, workspace.id, "development")
     key_file.parent.mkdir(parents=True, exist_ok=True)
     descriptor = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -114,7 +168,12 @@ def build_parser() -> argparse.ArgumentParser:
     workspace_commands = workspace.add_subparsers(dest="action", required=True)
     create = workspace_commands.add_parser("create", help="create a workspace and print its id")
     create.add_argument("name")
+    create.add_argument("--plan", default="standard", choices=sorted(PLANS), help="rate-limit plan")
+    create.add_argument("--balance", type=int, default=0, help="opening balance in credits")
     create.set_defaults(handler=_workspace_create)
+    show = workspace_commands.add_parser("show", help="show a workspace's balance and usage")
+    show.add_argument("workspace", help="workspace id")
+    show.set_defaults(handler=_workspace_show)
     workspace_commands.add_parser("list", help="list workspaces").set_defaults(
         handler=_workspace_list
     )
@@ -135,6 +194,19 @@ def build_parser() -> argparse.ArgumentParser:
     key_revoke = key_commands.add_parser("revoke", help="revoke a key by its id")
     key_revoke.add_argument("key_id")
     key_revoke.set_defaults(handler=_key_revoke)
+
+    credits = commands.add_parser("credits", help="grant or revoke credits")
+    credit_commands = credits.add_subparsers(dest="action", required=True)
+    for action, text in (("grant", "add credits"), ("revoke", "take credits away")):
+        change = credit_commands.add_parser(action, help=text)
+        change.add_argument("workspace", help="workspace id")
+        change.add_argument("amount", type=int, help="credits, a whole number above 0")
+        change.add_argument("--reason", required=True, help="note kept in the ledger")
+        change.set_defaults(handler=_credits_change)
+
+    commands.add_parser("migrate", help="bring the database schema up to date").set_defaults(
+        handler=_migrate
+    )
 
     dev = commands.add_parser("dev-setup", help="ensure the development workspace and key")
     dev.add_argument(

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import sys
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
+import asyncpg
 import pytest
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
@@ -17,11 +21,23 @@ from temporalio.testing import WorkflowEnvironment
 
 from app.config import Environment, Settings
 from app.db import accounts
-from app.db.session import Database, create_schema
+from app.db.migrate import upgrade_database
+from app.db.session import Database
 from app.storage.local import LocalBlobStore
 from app.temporal import SEARCH_ATTRIBUTE_NAMES
 
 VENV_BIN = Path(sys.executable).parent
+POSTGRES_URL_VARIABLE = "WORKLANE_TEST_POSTGRES_URL"
+
+
+def plain_postgres_url(url: str) -> str:
+    """The URL without SQLAlchemy's driver name, as asyncpg takes it."""
+    return url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
+def with_database(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{name}"))
 
 
 def venv_tool(name: str) -> str:
@@ -49,14 +65,36 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def settings(data_dir: Path) -> Settings:
-    return Settings(environment=Environment.TEST, data_dir=data_dir, database_url="")
+async def database_url(data_dir: Path) -> AsyncIterator[str]:
+    """SQLite in the session's data folder, or a new PostgreSQL database when
+    WORKLANE_TEST_POSTGRES_URL names a server; the database is dropped afterwards."""
+    server = os.environ.get(POSTGRES_URL_VARIABLE)
+    if not server:
+        yield f"sqlite+aiosqlite:///{data_dir / 'worklane.db'}"
+        return
+    name = f"worklane_test_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(plain_postgres_url(server))
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    yield with_database(server, name)
+    admin = await asyncpg.connect(plain_postgres_url(server))
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture(scope="session")
+def settings(data_dir: Path, database_url: str) -> Settings:
+    return Settings(environment=Environment.TEST, data_dir=data_dir, database_url=database_url)
 
 
 @pytest.fixture(scope="session")
 async def db(settings: Settings) -> AsyncIterator[Database]:
+    await upgrade_database(settings.resolved_database_url)
     database = Database(settings.resolved_database_url)
-    await create_schema(database.engine)
     yield database
     await database.dispose()
 

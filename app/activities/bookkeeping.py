@@ -8,11 +8,17 @@ from typing import Any
 from sqlalchemy import update
 from temporalio import activity
 
+from app.db import ledger
 from app.db.models import Job
 from app.db.session import Database
 from app.storage.base import BlobStore
 from app.workflows import names
-from app.workflows.types import DeleteObjectsRequest, JobStateUpdate, ObjectExistsRequest
+from app.workflows.types import (
+    DeleteObjectsRequest,
+    JobStateUpdate,
+    JobStatus,
+    ObjectExistsRequest,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +58,22 @@ class BookkeepingActivities:
         # A Core statement on a plain connection: the ORM session adds nothing to one UPDATE.
         async with self.db.engine.begin() as connection:
             await connection.execute(statement)
+
+        if change.status in (JobStatus.FAILED, JobStatus.CANCELED):
+            await self._refund(change)
+
+    async def _refund(self, change: JobStateUpdate) -> None:
+        """Refund a failed or canceled job; a retry of this activity cannot refund twice."""
+        canceled_while = (change.error or {}).get("canceledWhile")
+        async with self.db.session() as session:
+            job = await session.get(Job, change.job_id)
+            if job is None:
+                return
+            amount = ledger.refund_amount(change.status.value, canceled_while, job.credits_charged)
+            note = f"{change.status.value} job" + (
+                f" (while {canceled_while})" if canceled_while else ""
+            )
+            await ledger.refund_job(session, change.job_id, amount, note)
 
     @activity.defn(name=names.OBJECT_EXISTS)
     async def object_exists(self, request: ObjectExistsRequest) -> bool:

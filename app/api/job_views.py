@@ -117,6 +117,8 @@ def to_public(job: Job, settings: Settings, live: LiveProgress | None = None) ->
             "output": output,
             "error": job.error,
             "cost_units": job.cost_units,
+            "credits_charged": job.credits_charged,
+            "credits_refunded": job.credits_refunded,
             "idempotency_key": job.idempotency_key,
             "metadata": job.job_metadata or {},
         }

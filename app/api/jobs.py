@@ -38,6 +38,7 @@ from app.api.job_requests import ValidJob, check_idempotency_key, request_hash, 
 from app.api.job_views import read_live_progress, to_public
 from app.api.schemas import DownloadIntent, JobCreate, JobList, JobPublic
 from app.config import Lane
+from app.db import ledger
 from app.db.models import Job, as_utc, utcnow
 from app.storage.base import new_object_key
 from app.storage.signing import SignedRequest
@@ -182,12 +183,24 @@ async def create_job(
 
     session.add(job)
     try:
-        await session.commit()
+        # The insert comes first, so a repeated request replays instead of being charged.
+        await session.flush()
     except IntegrityError:
         await session.rollback()
         return await _replay(
             services, session, principal, job_id, fingerprint, valid, body, response
         )
+    try:
+        await ledger.debit_job(session, job)
+    except ledger.InsufficientCredits as err:
+        await session.rollback()
+        raise ApiError(
+            "insufficient_credits",
+            f"This job costs {err.cost} credits but the workspace balance is {err.balance}. "
+            "Add credits to the workspace and retry.",
+            {"balance": err.balance, "cost": err.cost},
+        ) from err
+    await session.commit()
 
     params = _workflow_params(services, job, valid, body)
     try:
@@ -195,9 +208,17 @@ async def create_job(
     except RPCError as err:
         logger.error("Could not start job workflow", extra={"job_id": job_id, "error": str(err)})
         if key is None:
-            # Without a key the client cannot retry this job, so drop the row it cannot reach.
-            await session.delete(job)
+            # Without a key the client cannot retry this job, so fail it and refund it.
+            job.status = JobStatus.FAILED.value
+            job.finished_at = utcnow()
+            job.error = {
+                "code": "service_unavailable",
+                "message": "Temporal was unreachable when the job was created.",
+                "retryable": True,
+            }
+            session.add(job)
             await session.commit()
+            await ledger.refund_job(session, job_id, job.credits_charged, "job never started")
         raise ApiError(
             "service_unavailable",
             "The job could not be started because Temporal is unreachable. Retry the request"

@@ -8,11 +8,12 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from app.api import blobs, health, jobs, tools
+from app.api import blobs, credits, health, jobs, tools
 from app.api.deps import Services
 from app.api.errors import install_error_handlers
 from app.config import Settings, get_settings
-from app.db.session import Database, create_schema
+from app.db.migrate import upgrade_database
+from app.db.session import Database
 from app.storage import create_store
 from app.temporal import connect
 
@@ -24,8 +25,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await upgrade_database(settings.resolved_database_url)
         db = Database(settings.resolved_database_url)
-        await create_schema(db.engine)
         temporal = await connect(settings)
         app.state.services = Services(settings, db, temporal, create_store(settings))
         logger.info("API started on %s", settings.resolved_public_base_url)
@@ -42,6 +43,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     app.middleware("http")(health.record_metrics)
-    for module in (tools, jobs, blobs, health):
+    for module in (tools, jobs, credits, blobs, health):
         app.include_router(module.router)
     return app

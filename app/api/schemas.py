@@ -84,6 +84,8 @@ class JobPublic(CamelModel):
     output: JobOutputPublic | None
     error: JobError | None
     cost_units: int
+    credits_charged: int
+    credits_refunded: int
     idempotency_key: str | None
     metadata: dict[str, str]
 
@@ -100,3 +102,21 @@ class DownloadIntent(CamelModel):
     file_name: str
     content_type: str
     size_bytes: int
+
+
+class LedgerEntryPublic(CamelModel):
+    id: int
+    amount: int
+    reason: str
+    job_id: str | None
+    balance_after: int
+    note: str | None
+    created_at: datetime
+
+
+class CreditsPublic(CamelModel):
+    workspace_id: str
+    plan: str
+    balance: int
+    data: list[LedgerEntryPublic]
+    next_cursor: str | None

@@ -15,6 +15,22 @@ ALL_SCOPES = ("tools:read", "jobs:read", "jobs:write", "files:write", "billing:r
 KEY_PREFIX = "wl_"
 
 
+@dataclass(frozen=True)
+class Plan:
+    """Limits of a workspace plan; an API key may override the request rate."""
+
+    requests_per_second: float
+    burst: int
+    max_running_jobs: int
+
+
+PLANS: dict[str, Plan] = {
+    "free": Plan(requests_per_second=2, burst=10, max_running_jobs=2),
+    "standard": Plan(requests_per_second=20, burst=100, max_running_jobs=10),
+    "scale": Plan(requests_per_second=200, burst=1000, max_running_jobs=100),
+}
+
+
 class UnknownScope(ValueError):
     pass
 
@@ -34,8 +50,10 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_{secrets.token_hex(12)}"
 
 
-async def create_workspace(session: AsyncSession, name: str) -> Workspace:
-    workspace = Workspace(id=new_id("ws"), name=name)
+async def create_workspace(session: AsyncSession, name: str, plan: str = "standard") -> Workspace:
+    if plan not in PLANS:
+        raise ValueError(f"unknown plan {plan!r}; plans: {', '.join(sorted(PLANS))}")
+    workspace = Workspace(id=new_id("ws"), name=name, plan=plan)
     session.add(workspace)
     await session.commit()
     return workspace

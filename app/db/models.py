@@ -1,4 +1,4 @@
-"""SQL tables: workspaces, API keys and the job index."""
+"""SQL tables: workspaces, API keys, the credit ledger and the job index."""
 
 from __future__ import annotations
 
@@ -27,6 +27,12 @@ def _timestamp(nullable: bool = True) -> Any:
 class Workspace(SQLModel, table=True):
     id: str = Field(primary_key=True)
     name: str
+    plan: str = "standard"
+    balance: int = 0
+    """Sum of the workspace's ledger entries, updated in the same transaction as each entry.
+
+    A conditional UPDATE on this column is what keeps concurrent debits from overdrawing.
+    """
     created_at: datetime = Field(
         default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
     )
@@ -48,6 +54,10 @@ class ApiKey(SQLModel, table=True):
         default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
     )
     revoked_at: datetime | None = _timestamp()
+    rate_per_second: float | None = None
+    """Override of the plan's request rate for this key."""
+    rate_burst: int | None = None
+    """Override of the plan's burst size for this key."""
 
     @property
     def scope_set(self) -> frozenset[str]:
@@ -80,6 +90,8 @@ class Job(SQLModel, table=True):
     deadline_seconds: int
     deadline_at: datetime | None = _timestamp()
     cost_units: int
+    credits_charged: int = 0
+    credits_refunded: int = 0
     created_at: datetime = Field(
         default_factory=utcnow,
         sa_column=Column(DateTime(timezone=True), nullable=False, index=True),
@@ -90,3 +102,23 @@ class Job(SQLModel, table=True):
     output: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
     error: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
     job_metadata: dict[str, str] | None = Field(default=None, sa_column=Column("metadata", JSON))
+
+
+class LedgerEntry(SQLModel, table=True):
+    """One credit movement; entries are only ever added."""
+
+    __tablename__ = "ledger_entry"
+    # A job is debited once and refunded once, whatever retries or replays happen.
+    __table_args__ = (UniqueConstraint("job_id", "reason"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    workspace_id: str = Field(foreign_key="workspace.id", index=True)
+    job_id: str | None = Field(default=None, index=True)
+    reason: str
+    amount: int
+    """Credits added (positive) or taken (negative)."""
+    balance_after: int
+    note: str | None = None
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
+    )

@@ -53,8 +53,8 @@ class Stack:
             raise AssertionError(f"app.cli {' '.join(args)} failed: {result.stderr}")
         return result.stdout
 
-    def new_account(self, scopes: str | None = None) -> Account:
-        workspace_id = self.cli("workspace", "create", "e2e").strip()
+    def new_account(self, scopes: str | None = None, balance: int = 1000) -> Account:
+        workspace_id = self.cli("workspace", "create", "e2e", "--balance", str(balance)).strip()
         args = ["key", "create", workspace_id]
         if scopes:
             args += ["--scopes", scopes]
@@ -68,8 +68,7 @@ class Stack:
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    data_dir = tmp_path_factory.mktemp("e2e-data")
+def stack(data_dir: Path, database_url: str) -> Iterator[Stack]:
     log_dir = data_dir / "logs"
     dev = DevStack(
         data_dir=data_dir,
@@ -79,6 +78,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         log_dir=log_dir,
         extra_env={
             "WORKLANE_ENVIRONMENT": "test",
+            "WORKLANE_DATABASE_URL": database_url,
             "WORKLANE_MAX_RETENTION_SECONDS": str(RETENTION_SECONDS),
         },
     )
