@@ -49,7 +49,11 @@ def _print_key(created: accounts.CreatedKey) -> None:
 
 
 async def _workspace_create(session: AsyncSession, args: argparse.Namespace) -> int:
-    workspace = await accounts.create_workspace(session, args.name, plan=args.plan)
+    try:
+        workspace = await accounts.create_workspace(session, args.name, plan=args.plan)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     if args.balance:
         await ledger.adjust(session, workspace.id, args.balance, ledger.OPENING_BALANCE, None)
     print(workspace.id)
@@ -105,7 +109,7 @@ async def _workspace_list(session: AsyncSession, _args: argparse.Namespace) -> i
 
 
 async def _key_create(session: AsyncSession, args: argparse.Namespace) -> int:
-    scopes = args.scopes.split(",") if args.scopes else None
+    scopes = args.scopes.split(",") if args.scopes is not None else None
     try:
         created = await accounts.create_key(session, args.workspace, args.name, scopes)
     except (LookupError, accounts.UnknownScope) as err:
@@ -124,11 +128,11 @@ async def _key_list(session: AsyncSession, args: argparse.Namespace) -> int:
 
 async def _key_revoke(session: AsyncSession, args: argparse.Namespace) -> int:
     try:
-        key = await accounts.revoke_key(session, args.key_id)
+        key, changed = await accounts.revoke_key(session, args.key_id)
     except LookupError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    print(f"revoked {key.id}")
+    print(f"revoked {key.id}" if changed else f"{key.id} was already revoked")
     return 0
 
 

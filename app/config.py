@@ -44,6 +44,8 @@ class Settings(BaseSettings):
     """Base URL that signed upload and download URLs point at; empty means the API address."""
 
     signing_secret: str = DEVELOPMENT_SIGNING_SECRET
+    max_request_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    """Largest JSON request body; file inputs go through upload URLs instead."""
     upload_intent_ttl_seconds: int = Field(default=900, ge=10, le=86_400)
     download_intent_ttl_seconds: int = Field(default=300, ge=10, le=86_400)
     upload_poll_seconds: int = Field(default=30, ge=1)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ctypes
 import os
 import shutil
 import signal
@@ -44,6 +45,13 @@ def _port_open(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
+def _terminate_with_parent() -> None:
+    """Ask Linux to send SIGTERM to this child when its parent exits (prctl PR_SET_PDEATHSIG)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    pr_set_pdeathsig = 1
+    libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
 def _tool(name: str) -> str:
     beside_python = Path(sys.executable).parent / name
     found = str(beside_python) if beside_python.exists() else shutil.which(name)
@@ -64,6 +72,11 @@ class DevStack:
     log_dir: Path | None = None
     """Folder of the per-process log files; ``None`` leaves the output on this terminal."""
     extra_env: dict[str, str] = field(default_factory=dict)
+    die_with_parent: bool = False
+    """Have the kernel stop the children if this process dies, even by SIGKILL.
+
+    It sets ``preexec_fn``, which is unsafe when the parent runs threads, so only the
+    single-threaded ``make run`` process turns it on."""
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     @property
@@ -96,6 +109,7 @@ class DevStack:
             stdout=log,
             stderr=subprocess.STDOUT if log is not None else None,
             start_new_session=True,
+            preexec_fn=_terminate_with_parent if self.die_with_parent else None,
         )
         if log is not None:
             log.close()
@@ -204,7 +218,7 @@ def main() -> int:
     parser.add_argument("--data-dir", type=Path, default=Path(".data"))
     args = parser.parse_args()
 
-    stack = DevStack(data_dir=args.data_dir, log_dir=args.data_dir / "logs")
+    stack = DevStack(data_dir=args.data_dir, log_dir=args.data_dir / "logs", die_with_parent=True)
     try:
         key = stack.create_dev_key()
         stack.start()
@@ -232,8 +246,9 @@ Press Ctrl-C to stop everything.""",
         nonlocal stopping
         stopping = True
 
-    signal.signal(signal.SIGINT, _request_stop)
-    signal.signal(signal.SIGTERM, _request_stop)
+    # SIGHUP arrives when the terminal closes; it stops the stack like Ctrl-C.
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _request_stop)
     try:
         while not stopping:
             for name, process in stack.processes.items():

@@ -30,7 +30,12 @@ logger = logging.getLogger(__name__)
 router = APIRouter(prefix=BLOB_PATH.rstrip("/"), tags=["files"])
 
 
-def _verified(request: SignedRequest, signature: str, secret: str) -> None:
+def _verified(request: SignedRequest, signature: str | None, secret: str) -> None:
+    if not signature or not request.content_type or not request.expires:
+        raise ApiError(
+            "invalid_signature",
+            "The URL is missing its signature parameters. Use the intent's URL unchanged.",
+        )
     try:
         verify(request, signature, secret, time.time())
     except SignatureError as err:
@@ -50,9 +55,9 @@ async def upload(
     request: Request,
     services: ServicesDep,
     session: SessionDep,
-    content_type: Annotated[str, Query(alias="contentType")],
-    expires: int,
-    signature: str,
+    content_type: Annotated[str, Query(alias="contentType")] = "",
+    expires: int = 0,
+    signature: str | None = None,
     size: int | None = None,
 ) -> dict[str, object]:
     """Store a job's input. The body must have exactly the signed content type and size."""
@@ -116,15 +121,17 @@ async def upload(
 async def download(
     key: str,
     services: ServicesDep,
-    content_type: Annotated[str, Query(alias="contentType")],
-    expires: int,
-    signature: str,
-    file_name: Annotated[str, Query(alias="fileName")],
+    content_type: Annotated[str, Query(alias="contentType")] = "",
+    expires: int = 0,
+    signature: str | None = None,
+    file_name: Annotated[str | None, Query(alias="fileName")] = None,
 ) -> StreamingResponse:
     """Stream a job's output as an attachment."""
     signed = SignedRequest("GET", key, content_type, expires, file_name=file_name)
     _verified(signed, signature, services.settings.signing_secret)
     _job_id(key)
+    # A verified download URL always carries its file name; this narrows the type.
+    assert file_name is not None
 
     size = await services.store.size(key)
     if size is None:

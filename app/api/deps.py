@@ -54,10 +54,17 @@ def require_scope(scope: str) -> Callable[..., Coroutine[Any, Any, Principal]]:
     async def _authenticate(request: Request, session: SessionDep) -> Principal:
         header = request.headers.get("authorization", "")
         scheme, _, secret = header.partition(" ")
-        if scheme.lower() != "bearer" or not secret.strip():
+        if not header.strip():
             raise ApiError(
                 "unauthorized",
                 "Missing API key. Send it as 'Authorization: Bearer <key>'.",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        if scheme.lower() != "bearer" or not secret.strip():
+            raise ApiError(
+                "unauthorized",
+                "The Authorization header must use the Bearer scheme: "
+                "'Authorization: Bearer <key>'.",
                 headers={"WWW-Authenticate": "Bearer"},
             )
         record = await find_active_key(session, secret.strip())

@@ -32,6 +32,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "upload_already_used": 409,
     "upload_not_accepted": 409,
     "download_expired": 410,
+    "request_too_large": 413,
     "input_type_mismatch": 415,
     "invalid_job": 422,
     "browser_only_tool": 422,
@@ -67,6 +68,16 @@ def _field_name(location: tuple[Any, ...] | list[Any]) -> str:
     return ".".join(parts) or "body"
 
 
+def _describe(error: Any) -> dict[str, str]:
+    """One validation error as a field name and a message."""
+    location = tuple(error.get("loc", ()))
+    if error.get("type") == "json_invalid":
+        position = location[1] if len(location) > 1 else "?"
+        reason = (error.get("ctx") or {}).get("error", "invalid JSON")
+        return {"field": "body", "message": f"is not valid JSON ({reason} at character {position})"}
+    return {"field": _field_name(location), "message": str(error.get("msg", "is invalid"))}
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
@@ -77,24 +88,35 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(RequestValidationError)
-    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = exc.errors()
-        in_body = any(error.get("loc", ("",))[0] == "body" for error in errors)
-        fields = [
-            {"field": _field_name(error.get("loc", ())), "message": error.get("msg", "invalid")}
-            for error in errors
-        ]
-        if in_body:
+    async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = list(exc.errors())
+        fields = [_describe(error) for error in errors]
+        summary = "; ".join(f"{item['field']} {item['message']}" for item in fields[:5])
+        if not any(error.get("loc", ("",))[0] == "body" for error in errors):
+            code, message = "invalid_request", f"Invalid request parameters: {summary}."
+        elif any(error.get("type") == "json_invalid" for error in errors):
+            code, message = "invalid_job_payload", f"The request body is not valid JSON: {summary}."
+        elif any(tuple(error.get("loc", ())) == ("body",) for error in errors):
             code = "invalid_job_payload"
-            message = "The request body is not valid JSON of the expected shape."
+            message = (
+                "The request body must be a JSON object sent with 'Content-Type: application/json'."
+            )
         else:
-            code = "invalid_request"
-            message = "The request's query or path parameters are invalid."
+            code = "invalid_job_payload"
+            message = f"The request body does not have the expected shape: {summary}."
         return JSONResponse(error_body(code, message, {"fields": fields}), status_code=400)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        if exc.status_code == 404:
+        if exc.status_code == 400:
+            # FastAPI raises this when it cannot parse the body at all, for example JSON nested
+            # deeper than the parser allows.
+            body = error_body(
+                "invalid_job_payload",
+                "The request body could not be parsed. Send a JSON object with "
+                "'Content-Type: application/json'.",
+            )
+        elif exc.status_code == 404:
             body = error_body("not_found", "No such endpoint. See /docs for the API.")
         elif exc.status_code == 405:
             body = error_body("method_not_allowed", "This method is not allowed on this endpoint.")

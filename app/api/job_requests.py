@@ -112,8 +112,10 @@ def _check_file_input(tool: Tool, body: JobCreate, errors: list[FieldError]) -> 
 
     if source.size_bytes is None:
         errors.append(FieldError("input.sizeBytes", "is required: the exact size of the file"))
-    elif source.size_bytes <= 0:
-        errors.append(FieldError("input.sizeBytes", "must be greater than 0; the file is empty"))
+    elif source.size_bytes < 0:
+        errors.append(FieldError("input.sizeBytes", "must be the file's size in bytes, above 0"))
+    elif source.size_bytes == 0:
+        errors.append(FieldError("input.sizeBytes", "is 0, so the file is empty; upload a file"))
     elif source.size_bytes > tool.limits.max_bytes:
         errors.append(
             FieldError(

@@ -37,6 +37,7 @@ from app.api.errors import ApiError
 from app.api.job_requests import ValidJob, check_idempotency_key, request_hash, validate_create
 from app.api.job_views import read_live_progress, to_public
 from app.api.schemas import DownloadIntent, JobCreate, JobList, JobPublic
+from app.catalog import get_tool
 from app.config import Lane
 from app.db import ledger
 from app.db.models import Job, as_utc, utcnow
@@ -302,6 +303,12 @@ async def list_jobs(
     if status is not None:
         statement = statement.where(Job.status == status.value)
     if tool_slug is not None:
+        if get_tool(tool_slug) is None:
+            raise ApiError(
+                "invalid_request",
+                f"Unknown toolSlug '{tool_slug}'. GET /v1/tools lists the tools.",
+                {"toolSlug": tool_slug},
+            )
         statement = statement.where(Job.tool_slug == tool_slug)
     if cursor:
         created, last_id = _decode_cursor(cursor)
@@ -372,11 +379,17 @@ async def close_job(
     return to_public(job, services.settings)
 
 
-@router.api_route(
+@router.get(
     "/{job_id}/download-intent",
-    methods=["GET", "POST"],
     response_model=DownloadIntent,
     response_model_by_alias=True,
+    operation_id="get_download_intent",
+)
+@router.post(
+    "/{job_id}/download-intent",
+    response_model=DownloadIntent,
+    response_model_by_alias=True,
+    operation_id="create_download_intent",
 )
 async def download_intent(
     job_id: str, principal: FilesWriter, services: ServicesDep, session: SessionDep
@@ -384,11 +397,11 @@ async def download_intent(
     """Return a short-lived signed URL for the job's output; GET and POST are the same."""
     job = await _load_job(session, principal, job_id)
     if job.status != JobStatus.SUCCEEDED or not job.output:
-        raise ApiError(
-            "download_not_ready",
-            f"The job is '{job.status}'; its output can be downloaded once it has succeeded.",
-            {"status": job.status},
-        )
+        if job.status in FINISHED_STATUSES:
+            message = f"The job ended '{job.status}' and has no output. Create a new job."
+        else:
+            message = f"The job is '{job.status}'; its output can be downloaded once it succeeds."
+        raise ApiError("download_not_ready", message, {"status": job.status})
     output = job.output
     if output.get("expired"):
         raise ApiError(

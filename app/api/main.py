@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from app.api import blobs, credits, health, jobs, tools
 from app.api.deps import Services
 from app.api.errors import install_error_handlers
+from app.api.limits import BodySizeLimit
 from app.config import Settings, get_settings
 from app.db.migrate import upgrade_database
 from app.db.session import Database
@@ -42,6 +43,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     app.middleware("http")(health.record_metrics)
     for module in (tools, jobs, credits, blobs, health):
         app.include_router(module.router)

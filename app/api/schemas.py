@@ -13,7 +13,15 @@ class CamelModel(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
 
 
-class JobInputCreate(CamelModel):
+class RequestModel(CamelModel):
+    """Base of request bodies: JSON types are checked strictly, so "10" is not a number."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", strict=True
+    )
+
+
+class JobInputCreate(RequestModel):
     kind: Literal["file", "text", "json"]
     name: str | None = None
     content_type: str | None = None
@@ -23,7 +31,7 @@ class JobInputCreate(CamelModel):
     options: dict[str, Any] | None = None
 
 
-class JobCreate(CamelModel):
+class JobCreate(RequestModel):
     tool_slug: str
     input: JobInputCreate
     max_attempts: int | None = None

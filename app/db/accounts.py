@@ -51,6 +51,8 @@ def new_id(prefix: str) -> str:
 
 
 async def create_workspace(session: AsyncSession, name: str, plan: str = "standard") -> Workspace:
+    if not name.strip():
+        raise ValueError("the workspace name must not be empty")
     if plan not in PLANS:
         raise ValueError(f"unknown plan {plan!r}; plans: {', '.join(sorted(PLANS))}")
     workspace = Workspace(id=new_id("ws"), name=name, plan=plan)
@@ -62,7 +64,9 @@ async def create_workspace(session: AsyncSession, name: str, plan: str = "standa
 async def create_key(
     session: AsyncSession, workspace_id: str, name: str, scopes: list[str] | None = None
 ) -> CreatedKey:
-    chosen = list(scopes) if scopes else list(ALL_SCOPES)
+    chosen = list(ALL_SCOPES) if scopes is None else [scope for scope in scopes if scope]
+    if not chosen:
+        raise UnknownScope(f"no scopes given; choose from {', '.join(ALL_SCOPES)}")
     unknown = [scope for scope in chosen if scope not in ALL_SCOPES]
     if unknown:
         raise UnknownScope(
@@ -92,15 +96,17 @@ async def find_active_key(session: AsyncSession, secret: str) -> ApiKey | None:
     return record
 
 
-async def revoke_key(session: AsyncSession, key_id: str) -> ApiKey:
+async def revoke_key(session: AsyncSession, key_id: str) -> tuple[ApiKey, bool]:
+    """Revoke a key; the flag is False when it was already revoked."""
     record = await session.get(ApiKey, key_id)
     if record is None:
         raise LookupError(f"API key {key_id} not found")
-    if record.revoked_at is None:
-        record.revoked_at = utcnow()
-        session.add(record)
-        await session.commit()
-    return record
+    if record.revoked_at is not None:
+        return record, False
+    record.revoked_at = utcnow()
+    session.add(record)
+    await session.commit()
+    return record, True
 
 
 async def list_keys(session: AsyncSession, workspace_id: str | None = None) -> list[ApiKey]:

@@ -10,6 +10,7 @@ import io
 import logging
 import math
 import os
+import re
 import struct
 import tempfile
 from dataclasses import dataclass
@@ -167,8 +168,8 @@ def _open_header(file: BinaryIO, content_type: str, max_pixels: int) -> ImageFil
         # raises the warning class only when a warnings filter turns it into an error.
         raise InputError(
             JobErrorCode.INPUT_TOO_LARGE,
-            f"The image has too many pixels to process: {exc} "
-            f"The limit is {max_pixels:,} pixels. Upload a smaller image.",
+            f"The image declares {_declared_pixels(exc)} pixels; the limit is {max_pixels:,}. "
+            "Upload a smaller image.",
         ) from exc
     except _DECODE_ERRORS as exc:
         raise InputError(
@@ -183,6 +184,12 @@ def _open_header(file: BinaryIO, content_type: str, max_pixels: int) -> ImageFil
         image.close()
         raise
     return image
+
+
+def _declared_pixels(error: Exception) -> str:
+    """The pixel count from Pillow's decompression-bomb message, or "too many"."""
+    found = re.search(r"\((\d+) pixels\)", str(error))
+    return f"{int(found.group(1)):,}" if found else "too many"
 
 
 def _check_pixel_limit(width: int, height: int, max_pixels: int) -> None:
@@ -203,7 +210,8 @@ def _decode_upright(source: ImageFile.ImageFile) -> Image.Image:
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise InputError(
             JobErrorCode.INPUT_TOO_LARGE,
-            f"The image has too many pixels to process: {exc} Upload a smaller image.",
+            f"The image declares {_declared_pixels(exc)} pixels, too many to decode safely. "
+            "Upload a smaller image.",
         ) from exc
     except _DECODE_ERRORS as exc:
         raise InputError(

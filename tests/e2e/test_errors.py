@@ -36,9 +36,10 @@ async def test_missing_unknown_and_revoked_keys(stack: Stack, http: httpx.AsyncC
         401,
         "unauthorized",
     )
-    assert_error(
+    wrong_scheme = assert_error(
         await http.get("/v1/tools", headers={"Authorization": "Basic abc"}), 401, "unauthorized"
     )
+    assert "Bearer scheme" in wrong_scheme["message"]
 
     account = stack.new_account()
     assert (await http.get("/v1/tools", headers=account.headers)).status_code == 200
@@ -135,6 +136,7 @@ async def test_malformed_bodies_are_invalid_payloads(
         ({"name": ".hidden.png"}, "input.name", "'.'"),
         ({"name": "bad\u0000name.png"}, "input.name", "control"),
         ({"sizeBytes": 0}, "input.sizeBytes", "empty"),
+        ({"sizeBytes": -5}, "input.sizeBytes", "above 0"),
         ({"sizeBytes": 60 * 1024 * 1024}, "input.sizeBytes", "over the limit"),
         ({"kind": "text", "text": "hi"}, "input.kind", "not accepted"),
     ],
@@ -229,6 +231,13 @@ async def test_upload_url_checks(http: httpx.AsyncClient, account: Account) -> N
         403,
         "invalid_signature",
     )
+    unsigned = url.split("&signature=")[0]
+    assert_error(
+        await http.put(unsigned, content=payload, headers=intent["headers"]),
+        403,
+        "invalid_signature",
+    )
+    assert_error(await http.get(url), 403, "invalid_signature")
     other_key = url.replace("/input-", "/input-0")
     assert_error(
         await http.put(other_key, content=payload, headers=intent["headers"]),
@@ -271,6 +280,49 @@ async def test_download_url_checks(http: httpx.AsyncClient, account: Account) ->
     assert_error(await http.get(renamed), 403, "invalid_signature")
     as_upload = await http.put(intent["url"], content=b"x", headers={"Content-Type": "image/jpeg"})
     assert_error(as_upload, 403, "invalid_signature")
+
+
+async def test_listing_rejects_bad_parameters(http: httpx.AsyncClient, account: Account) -> None:
+    for params in ({"limit": 0}, {"limit": "abc"}, {"status": "done"}, {"cursor": "%%%"}):
+        error = assert_error(
+            await http.get("/v1/jobs", params=params, headers=account.headers),
+            400,
+            "invalid_request",
+        )
+        assert error["message"] != "Invalid request parameters: ."
+    unknown_tool = assert_error(
+        await http.get("/v1/jobs", params={"toolSlug": "nope"}, headers=account.headers),
+        400,
+        "invalid_request",
+    )
+    assert "nope" in unknown_tool["message"]
+
+
+async def test_large_json_body_rejected(http: httpx.AsyncClient, account: Account) -> None:
+    body = image_body() | {"metadata": {"note": "x" * (9 * 1024 * 1024)}}
+    error = assert_error(
+        await http.post("/v1/jobs", json=body, headers=account.headers), 413, "request_too_large"
+    )
+    assert error["details"]["maxBytes"] == 8 * 1024 * 1024
+
+
+async def test_openapi_operation_ids_unique(http: httpx.AsyncClient) -> None:
+    spec = (await http.get("/openapi.json")).json()
+    ids = [
+        operation["operationId"]
+        for path in spec["paths"].values()
+        for operation in path.values()
+        if isinstance(operation, dict) and "operationId" in operation
+    ]
+    assert len(ids) == len(set(ids))
+
+
+def test_cli_rejects_empty_scopes_and_names(stack: Stack) -> None:
+    workspace_id = stack.cli("workspace", "create", "scopes").strip()
+    with pytest.raises(AssertionError, match="no scopes given"):
+        stack.cli("key", "create", workspace_id, "--scopes", "")
+    with pytest.raises(AssertionError, match="must not be empty"):
+        stack.cli("workspace", "create", " ")
 
 
 async def test_health_readiness_and_metrics(http: httpx.AsyncClient) -> None:
