@@ -111,7 +111,9 @@ async def _workspace_list(session: AsyncSession, _args: argparse.Namespace) -> i
 async def _key_create(session: AsyncSession, args: argparse.Namespace) -> int:
     scopes = args.scopes.split(",") if args.scopes is not None else None
     try:
-        created = await accounts.create_key(session, args.workspace, args.name, scopes)
+        created = await accounts.create_key(
+            session, args.workspace, args.name, scopes, args.rate, args.burst
+        )
     except (LookupError, accounts.UnknownScope) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -149,7 +151,8 @@ async def _dev_setup(session: AsyncSession, args: argparse.Namespace) -> int:
     ]
     workspace = workspaces[0] if workspaces else None
     if workspace is None:
-        workspace = await accounts.create_workspace(session, DEV_WORKSPACE_NAME)
+        # The scale plan's rate limit leaves room for the benchmark and for scripted trials.
+        workspace = await accounts.create_workspace(session, DEV_WORKSPACE_NAME, plan="scale")
         await ledger.adjust(
             session, workspace.id, DEV_OPENING_BALANCE, ledger.OPENING_BALANCE, "development"
         )
@@ -190,6 +193,12 @@ def build_parser() -> argparse.ArgumentParser:
     key_create.add_argument(
         "--scopes",
         help=f"comma-separated scopes (default: all of {','.join(accounts.ALL_SCOPES)})",
+    )
+    key_create.add_argument(
+        "--rate", type=float, help="requests per second for this key (default: the plan's)"
+    )
+    key_create.add_argument(
+        "--burst", type=int, help="burst size for this key (default: the plan's)"
     )
     key_create.set_defaults(handler=_key_create)
     key_list = key_commands.add_parser("list", help="list keys (never the secrets)")

@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     database_url: str = ""
     """SQLAlchemy async URL; empty means an SQLite file in ``data_dir``."""
 
+    redis_url: str = ""
+    """Redis for rate limits shared by several API processes; empty keeps them per process."""
+
     temporal_address: str = "127.0.0.1:7233"
     temporal_namespace: str = "default"
     task_queue_prefix: str = "worklane"

@@ -25,6 +25,7 @@ from app.activities.bookkeeping import BookkeepingActivities
 from app.activities.images import ImageActivities
 from app.activities.inputs import InputActivities
 from app.config import Settings
+from app.db import accounts
 from app.db.models import Job
 from app.db.session import Database
 from app.storage.base import new_object_key
@@ -36,7 +37,7 @@ from tests.images import gradient_png, noisy_png, slow_webp
 
 RETENTION_SECONDS = 24 * 3600
 HISTORY_DIR = Path(__file__).parent / "histories"
-HISTORY_VERSION = "v1"
+HISTORY_VERSION = "v2"
 """Prefix of the histories recorded from the current JobWorkflow.
 
 Raise it when the workflow's commands change. Keep the older files, so the replay test still
@@ -382,3 +383,42 @@ async def _wait_for_engine_pid(handle: WorkflowHandle[Any, Any], timeout: float 
                     return int(pid)
         await asyncio.sleep(0.05)
     pytest.fail("the conversion never reported its engine process")
+
+
+async def test_running_cap_keeps_extra_jobs_queued(harness: Harness) -> None:
+    async with harness.db.session() as session:
+        capped = await accounts.create_workspace(session, "capped", plan="free")
+    harness.workspace_id = capped.id
+    cap = accounts.PLANS["free"].max_running_jobs
+    release = asyncio.Event()
+    real = ImageActivities(harness.store, harness.settings.work_dir, max_processes=2)
+
+    @activity.defn(name=names.COMPRESS_IMAGE)
+    async def gated_compress(request: ConvertRequest) -> ConvertResult:
+        while not release.is_set():
+            activity.heartbeat({"progress": 5})
+            await asyncio.sleep(0.1)
+        return await real.compress_image(request)
+
+    activities = [
+        *real_activities(harness.settings, harness.db, harness.store)[:-1],
+        gated_compress,
+    ]
+    async with worker(harness, activities):
+        created = [await harness.create_job(gradient_png()) for _ in range(cap + 1)]
+        jobs = [params for params, _ in created]
+        running = [
+            await harness.wait_for(params.job_id, lambda j: j.status == "running")
+            for params in jobs[:cap]
+        ]
+        assert len(running) == cap
+        await asyncio.sleep(2.5)
+        waiting = await harness.job(jobs[cap].job_id)
+        assert waiting.status == "queued"
+        assert waiting.started_at is None
+
+        release.set()
+        for params in jobs:
+            finished = await harness.wait_for(params.job_id, lambda j: j.status == "succeeded")
+            assert finished.error is None
+        await record_history(created[cap][1], "waited-for-run-slot")

@@ -11,8 +11,10 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio.client import Client
 
 from app.api.errors import ApiError
+from app.api.ratelimit import RateLimiter, retry_after_header
 from app.config import Settings
-from app.db.accounts import find_active_key
+from app.db.accounts import Plan, find_active_key
+from app.db.models import ApiKey
 from app.db.session import Database
 from app.storage.base import BlobStore
 
@@ -23,6 +25,7 @@ class Services:
     db: Database
     temporal: Client
     store: BlobStore
+    rate_limiter: RateLimiter
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,20 @@ ServicesDep = Annotated[Services, Depends(get_services)]
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 
 
+async def _check_rate(services: Services, record: ApiKey, plan: Plan) -> None:
+    rate = record.rate_per_second or plan.requests_per_second
+    burst = record.rate_burst or plan.burst
+    wait = await services.rate_limiter.acquire(record.id, rate, burst)
+    if wait is not None:
+        raise ApiError(
+            "rate_limited",
+            f"Too many requests for this API key: the limit is {rate:g} per second with bursts "
+            f"of {burst}. Retry after {retry_after_header(wait)} s.",
+            {"requestsPerSecond": rate, "burst": burst},
+            headers={"Retry-After": retry_after_header(wait)},
+        )
+
+
 def require_scope(scope: str) -> Callable[..., Coroutine[Any, Any, Principal]]:
     """Dependency that authenticates the bearer key and checks that it carries ``scope``."""
 
@@ -67,13 +84,15 @@ def require_scope(scope: str) -> Callable[..., Coroutine[Any, Any, Principal]]:
                 "'Authorization: Bearer <key>'.",
                 headers={"WWW-Authenticate": "Bearer"},
             )
-        record = await find_active_key(session, secret.strip())
-        if record is None:
+        found = await find_active_key(session, secret.strip())
+        if found is None:
             raise ApiError(
                 "unauthorized",
                 "The API key is unknown or revoked.",
                 headers={"WWW-Authenticate": "Bearer"},
             )
+        record, plan = found
+        await _check_rate(get_services(request), record, plan)
         if scope not in record.scope_set:
             raise ApiError(
                 "forbidden",

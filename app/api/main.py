@@ -12,6 +12,7 @@ from app.api import blobs, credits, health, jobs, tools
 from app.api.deps import Services
 from app.api.errors import install_error_handlers
 from app.api.limits import BodySizeLimit
+from app.api.ratelimit import create_rate_limiter
 from app.config import Settings, get_settings
 from app.db.migrate import upgrade_database
 from app.db.session import Database
@@ -29,9 +30,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await upgrade_database(settings.resolved_database_url)
         db = Database(settings.resolved_database_url)
         temporal = await connect(settings)
-        app.state.services = Services(settings, db, temporal, create_store(settings))
+        limiter = create_rate_limiter(settings.redis_url)
+        app.state.services = Services(settings, db, temporal, create_store(settings), limiter)
         logger.info("API started on %s", settings.resolved_public_base_url)
         yield
+        await limiter.close()
         await db.dispose()
         logger.info("API stopped")
 

@@ -62,7 +62,12 @@ async def create_workspace(session: AsyncSession, name: str, plan: str = "standa
 
 
 async def create_key(
-    session: AsyncSession, workspace_id: str, name: str, scopes: list[str] | None = None
+    session: AsyncSession,
+    workspace_id: str,
+    name: str,
+    scopes: list[str] | None = None,
+    rate_per_second: float | None = None,
+    rate_burst: int | None = None,
 ) -> CreatedKey:
     chosen = list(ALL_SCOPES) if scopes is None else [scope for scope in scopes if scope]
     if not chosen:
@@ -82,18 +87,26 @@ async def create_key(
         key_hash=hash_key(secret),
         prefix=secret[:10],
         scopes=" ".join(chosen),
+        rate_per_second=rate_per_second,
+        rate_burst=rate_burst,
     )
     session.add(record)
     await session.commit()
     return CreatedKey(record=record, secret=secret)
 
 
-async def find_active_key(session: AsyncSession, secret: str) -> ApiKey | None:
-    statement = select(ApiKey).where(ApiKey.key_hash == hash_key(secret))
-    record = (await session.exec(statement)).first()
-    if record is None or record.revoked_at is not None:
+async def find_active_key(session: AsyncSession, secret: str) -> tuple[ApiKey, Plan] | None:
+    """Return the key and its workspace's plan, or None for an unknown or revoked key."""
+    statement = (
+        select(ApiKey, Workspace.plan)
+        .join(Workspace, col(Workspace.id) == col(ApiKey.workspace_id))
+        .where(ApiKey.key_hash == hash_key(secret))
+    )
+    row = (await session.exec(statement)).first()
+    if row is None or row[0].revoked_at is not None:
         return None
-    return record
+    record, plan = row
+    return record, PLANS.get(plan, PLANS["standard"])
 
 
 async def revoke_key(session: AsyncSession, key_id: str) -> tuple[ApiKey, bool]:

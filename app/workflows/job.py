@@ -50,6 +50,10 @@ BOOKKEEPING_RETRY = RetryPolicy(
 INSPECT_TIMEOUT = timedelta(seconds=60)
 CONVERT_RETRY_INITIAL = timedelta(seconds=1)
 CONVERT_RETRY_MAXIMUM = timedelta(seconds=30)
+RUN_SLOT_PATCH = "run-slot-cap"
+"""Patch id of the cap on running jobs per workspace, which changed the start of a run."""
+RUN_SLOT_PAUSE_INITIAL = timedelta(seconds=1)
+RUN_SLOT_PAUSE_MAXIMUM = timedelta(seconds=15)
 
 
 class JobFailed(Exception):
@@ -114,7 +118,17 @@ class JobWorkflow:
         # The API stores the job as queued, so the first state change written here is running.
         if params.input_kind == "file":
             await self._wait_for_upload(params)
+        if not workflow.patched(RUN_SLOT_PATCH):
+            return await self._process_without_run_slots(params)
+        deadline_at = await self._start_running(params)
 
+        facts: InputFacts | None = None
+        if params.input_kind == "file" and params.inspect_activity:
+            facts = await self._inspect(params, deadline_at)
+        return await self._convert(params, deadline_at, facts)
+
+    async def _process_without_run_slots(self, params: JobParams) -> ConvertResult:
+        """Replay path of runs started before the per-workspace cap on running jobs."""
         started_at = workflow.now()
         deadline_at = started_at + timedelta(seconds=params.deadline_seconds)
         running = JobStateUpdate(
@@ -128,14 +142,36 @@ class JobWorkflow:
         )
         facts: InputFacts | None = None
         if params.input_kind == "file" and params.inspect_activity:
-            # Both are local activities: started together, they cost the worker one workflow
-            # activation instead of two. A late "running" write loses to any later state.
             _, facts = await asyncio.gather(
                 self._record(running), self._inspect(params, deadline_at)
             )
         else:
             await self._record(running)
         return await self._convert(params, deadline_at, facts)
+
+    async def _start_running(self, params: JobParams) -> datetime:
+        """Mark the job running once its workspace is below its cap, and return its deadline.
+
+        While the cap is reached the job stays queued and asks again with growing pauses.
+        """
+        pause = RUN_SLOT_PAUSE_INITIAL
+        while True:
+            started_at = workflow.now()
+            deadline_at = started_at + timedelta(seconds=params.deadline_seconds)
+            running = JobStateUpdate(
+                job_id=params.job_id,
+                state_version=0,
+                status=JobStatus.RUNNING,
+                progress=0,
+                attempt=1,
+                started_at=started_at,
+                deadline_at=deadline_at,
+                claim_run_slot=True,
+            )
+            if await self._record(running):
+                return deadline_at
+            await workflow.sleep(pause)
+            pause = min(pause * 2, RUN_SLOT_PAUSE_MAXIMUM)
 
     async def _wait_for_upload(self, params: JobParams) -> None:
         assert params.upload_expires_at is not None and params.input_object_key is not None
@@ -351,18 +387,24 @@ class JobWorkflow:
             retry_policy=BOOKKEEPING_RETRY,
         )
 
-    async def _record(self, update: JobStateUpdate) -> None:
-        """Write a state change to the job index, then to the search attributes."""
+    async def _record(self, update: JobStateUpdate) -> bool:
+        """Write a state change to the job index, then to the search attributes.
+
+        Returns False when the index refused a run-slot claim; nothing changed then.
+        """
         self._state_version += 1
-        previous_status = self._status
-        self._status = update.status
         update.state_version = self._state_version
-        await workflow.execute_local_activity(
+        applied = await workflow.execute_local_activity(
             names.RECORD_JOB_STATE,
             update,
             start_to_close_timeout=BOOKKEEPING_TIMEOUT,
             retry_policy=BOOKKEEPING_RETRY,
         )
+        if applied is False:
+            return False
+        previous_status = self._status
+        self._status = update.status
         # The start request sets the first status; later ones change only when the status does.
         if update.status != previous_status:
             workflow.upsert_search_attributes([JOB_STATUS.value_set(update.status.value)])
+        return True

@@ -66,6 +66,8 @@ class JobStateUpdate(BaseModel):
     deadline_at: datetime | None = None
     output: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
+    claim_run_slot: bool = False
+    """Apply the change only if the workspace is below its cap of running jobs."""
 
 
 class InspectRequest(BaseModel):

@@ -53,8 +53,12 @@ class Stack:
             raise AssertionError(f"app.cli {' '.join(args)} failed: {result.stderr}")
         return result.stdout
 
-    def new_account(self, scopes: str | None = None, balance: int = 1000) -> Account:
-        workspace_id = self.cli("workspace", "create", "e2e", "--balance", str(balance)).strip()
+    def new_account(
+        self, scopes: str | None = None, balance: int = 1000, plan: str = "scale"
+    ) -> Account:
+        workspace_id = self.cli(
+            "workspace", "create", "e2e", "--balance", str(balance), "--plan", plan
+        ).strip()
         args = ["key", "create", workspace_id]
         if scopes:
             args += ["--scopes", scopes]
