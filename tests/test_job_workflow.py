@@ -353,6 +353,22 @@ async def _wait_for_event(
     pytest.fail(f"the workflow history never showed {EventType.Name(event_type)}")
 
 
+async def _wait_for_statuses(
+    harness: Harness,
+    jobs: list[JobParams],
+    predicate: Callable[[list[str]], bool],
+    timeout: float = 30,
+) -> list[str]:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        statuses = [(await harness.job(params.job_id)).status for params in jobs]
+        if predicate(statuses):
+            return statuses
+        if asyncio.get_running_loop().time() > deadline:
+            pytest.fail(f"jobs never reached the expected states; last: {statuses}")
+        await asyncio.sleep(0.05)
+
+
 async def _wait_closed(handle: WorkflowHandle[Any, Any], timeout: float = 30) -> None:
     """Wait for the run to close without awaiting its result, which would skip time."""
     deadline = asyncio.get_running_loop().time() + timeout
@@ -407,18 +423,20 @@ async def test_running_cap_keeps_extra_jobs_queued(harness: Harness) -> None:
     async with worker(harness, activities):
         created = [await harness.create_job(gradient_png()) for _ in range(cap + 1)]
         jobs = [params for params, _ in created]
-        running = [
-            await harness.wait_for(params.job_id, lambda j: j.status == "running")
-            for params in jobs[:cap]
-        ]
-        assert len(running) == cap
+        # Jobs claim slots in whatever order their uploads are processed; count, do not name.
+        statuses = await _wait_for_statuses(
+            harness, jobs, lambda found: found.count("running") == cap
+        )
         await asyncio.sleep(2.5)
-        waiting = await harness.job(jobs[cap].job_id)
-        assert waiting.status == "queued"
+        statuses = [(await harness.job(params.job_id)).status for params in jobs]
+        assert statuses.count("running") == cap
+        assert statuses.count("queued") == 1
+        waiting = await harness.job(jobs[statuses.index("queued")].job_id)
         assert waiting.started_at is None
+        waiting_handle = created[statuses.index("queued")][1]
 
         release.set()
         for params in jobs:
             finished = await harness.wait_for(params.job_id, lambda j: j.status == "succeeded")
             assert finished.error is None
-        await record_history(created[cap][1], "waited-for-run-slot")
+        await record_history(waiting_handle, "waited-for-run-slot")

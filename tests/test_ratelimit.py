@@ -27,13 +27,13 @@ async def redis_available() -> bool:
 @pytest.fixture(params=["local", "redis"])
 async def limiter(request: pytest.FixtureRequest) -> AsyncIterator[RateLimiter]:
     if request.param == "local":
-        made: RateLimiter = LocalRateLimiter()
+        bucket_store: RateLimiter = LocalRateLimiter()
     else:
         if not await redis_available():
             pytest.skip(f"Redis is not reachable at {REDIS_URL}; start it to test shared limits")
-        made = RedisRateLimiter(REDIS_URL)
-    yield made
-    await made.close()
+        bucket_store = RedisRateLimiter(REDIS_URL)
+    yield bucket_store
+    await bucket_store.close()
 
 
 async def test_burst_then_wait(limiter: RateLimiter) -> None:

@@ -14,7 +14,7 @@ class _BodyTooLarge(Exception):
 
 
 class BodySizeLimit:
-    """Answer 413 to a JSON request whose body is larger than ``max_bytes``.
+    """Reject with 413 a JSON request whose body is larger than ``max_bytes``.
 
     Uploads stream to the store with their own size check, so their path is exempt. A body
     without Content-Length is counted while it is read.

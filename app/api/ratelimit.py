@@ -22,7 +22,7 @@ class RateLimiter(Protocol):
 
 
 class LocalRateLimiter:
-    """Buckets in this process's memory: the limit holds per API process."""
+    """Buckets in this process's memory, so each API process enforces the limit on its own."""
 
     def __init__(self) -> None:
         self._buckets: dict[str, tuple[float, float]] = {}
@@ -77,7 +77,7 @@ class RedisRateLimiter:
                 await self._script(keys=[f"worklane:ratelimit:{key}"], args=[rate, burst])
             )
         except RedisError as err:
-            # An unreachable Redis must not take the API down with it: allow, and say so.
+            # An unreachable Redis must not take the API down with it, so allow and log a warning.
             logger.warning("Rate limit check failed, request allowed: %s", err)
             return None
         return wait_ms / 1000 if wait_ms > 0 else None

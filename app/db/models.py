@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, UniqueConstraint
+from sqlalchemy import JSON, Column, DateTime, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -67,7 +67,11 @@ class ApiKey(SQLModel, table=True):
 class Job(SQLModel, table=True):
     """One row per job, written by the API at create and by the workflow at every state change."""
 
-    __table_args__ = (UniqueConstraint("workspace_id", "idempotency_key"),)
+    __table_args__ = (
+        UniqueConstraint("workspace_id", "idempotency_key"),
+        # Serves the running-jobs count of the per-workspace cap and the status filter.
+        Index("ix_job_workspace_status", "workspace_id", "status"),
+    )
 
     id: str = Field(primary_key=True)
     workspace_id: str = Field(foreign_key="workspace.id", index=True)

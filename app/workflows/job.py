@@ -152,7 +152,7 @@ class JobWorkflow:
     async def _start_running(self, params: JobParams) -> datetime:
         """Mark the job running once its workspace is below its cap, and return its deadline.
 
-        While the cap is reached the job stays queued and asks again with growing pauses.
+        While the cap is reached the job stays queued and retries the claim after growing pauses.
         """
         pause = RUN_SLOT_PAUSE_INITIAL
         while True:
