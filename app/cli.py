@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import os
 import sys
 from collections.abc import Awaitable, Callable
@@ -26,6 +27,9 @@ from app.db.session import Database
 
 DEV_WORKSPACE_NAME = "development"
 DEV_OPENING_BALANCE = 1_000_000
+MAX_RATE = 100_000.0
+"""Largest requests-per-second override a key may have."""
+MAX_BURST = 1_000_000
 
 
 async def _with_session(action: Callable[[AsyncSession], Awaitable[int]]) -> int:
@@ -92,6 +96,9 @@ async def _credits_change(session: AsyncSession, args: argparse.Namespace) -> in
             file=sys.stderr,
         )
         return 2
+    except ledger.BalanceLimitExceeded as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     print(f"balance: {entry.balance_after} credits")
     return 0
 
@@ -122,9 +129,27 @@ async def _key_create(session: AsyncSession, args: argparse.Namespace) -> int:
 
 
 async def _key_list(session: AsyncSession, args: argparse.Namespace) -> int:
+    print("key id\tworkspace\tprefix\tname\tscopes\trate\tburst\tstate")
     for key in await accounts.list_keys(session, args.workspace):
         state = f"revoked {key.revoked_at.isoformat()}" if key.revoked_at else "active"
-        print(f"{key.id}\t{key.workspace_id}\t{key.prefix}...\t{key.name}\t{key.scopes}\t{state}")
+        rate = f"{key.rate_per_second:g}" if key.rate_per_second else "plan"
+        burst = str(key.rate_burst) if key.rate_burst else "plan"
+        print(
+            f"{key.id}\t{key.workspace_id}\t{key.prefix}...\t{key.name}\t{key.scopes}"
+            f"\t{rate}\t{burst}\t{state}"
+        )
+    return 0
+
+
+async def _workspace_set_plan(session: AsyncSession, args: argparse.Namespace) -> int:
+    workspace = await session.get(Workspace, args.workspace)
+    if workspace is None:
+        print(f"error: workspace {args.workspace} not found", file=sys.stderr)
+        return 2
+    workspace.plan = args.plan
+    session.add(workspace)
+    await session.commit()
+    print(f"{workspace.id} is on the {workspace.plan} plan")
     return 0
 
 
@@ -165,6 +190,41 @@ async def _dev_setup(session: AsyncSession, args: argparse.Namespace) -> int:
     return 0
 
 
+def _credits(text: str) -> int:
+    """A credit amount from the command line: a whole number from 1 to ledger.MAX_CHANGE."""
+    if not text.isascii() or not text.isdigit() or not 1 <= int(text) <= ledger.MAX_CHANGE:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a whole number from 1 to {ledger.MAX_CHANGE}"
+        )
+    return int(text)
+
+
+def _opening_balance(text: str) -> int:
+    return 0 if text == "0" else _credits(text)
+
+
+def _positive_rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or not 0 < value <= MAX_RATE:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number above 0 and at most {MAX_RATE}")
+    return value
+
+
+def _positive_burst(text: str) -> int:
+    if not text.isascii() or not text.isdigit() or not 1 <= int(text) <= MAX_BURST:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number from 1 to {MAX_BURST}")
+    return int(text)
+
+
+def _reason(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("the reason must not be empty")
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m app.cli", description="Manage workspaces and API keys."
@@ -175,12 +235,23 @@ def build_parser() -> argparse.ArgumentParser:
     workspace_commands = workspace.add_subparsers(dest="action", required=True)
     create = workspace_commands.add_parser("create", help="create a workspace and print its id")
     create.add_argument("name")
-    create.add_argument("--plan", default="standard", choices=sorted(PLANS), help="rate-limit plan")
-    create.add_argument("--balance", type=int, default=0, help="opening balance in credits")
+    create.add_argument(
+        "--plan",
+        default="standard",
+        choices=sorted(PLANS),
+        help="plan: default request rate of the keys and jobs running at once",
+    )
+    create.add_argument(
+        "--balance", type=_opening_balance, default=0, help="opening balance in credits"
+    )
     create.set_defaults(handler=_workspace_create)
     show = workspace_commands.add_parser("show", help="show a workspace's balance and usage")
     show.add_argument("workspace", help="workspace id")
     show.set_defaults(handler=_workspace_show)
+    set_plan = workspace_commands.add_parser("set-plan", help="move a workspace to another plan")
+    set_plan.add_argument("workspace", help="workspace id")
+    set_plan.add_argument("plan", choices=sorted(PLANS))
+    set_plan.set_defaults(handler=_workspace_set_plan)
     workspace_commands.add_parser("list", help="list workspaces").set_defaults(
         handler=_workspace_list
     )
@@ -195,10 +266,10 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"comma-separated scopes (default: all of {','.join(accounts.ALL_SCOPES)})",
     )
     key_create.add_argument(
-        "--rate", type=float, help="requests per second for this key (default: the plan's)"
+        "--rate", type=_positive_rate, help="requests per second for this key (default: the plan's)"
     )
     key_create.add_argument(
-        "--burst", type=int, help="burst size for this key (default: the plan's)"
+        "--burst", type=_positive_burst, help="burst size for this key (default: the plan's)"
     )
     key_create.set_defaults(handler=_key_create)
     key_list = key_commands.add_parser("list", help="list keys (never the secrets)")
@@ -213,8 +284,8 @@ def build_parser() -> argparse.ArgumentParser:
     for action, text in (("grant", "add credits"), ("revoke", "take credits away")):
         change = credit_commands.add_parser(action, help=text)
         change.add_argument("workspace", help="workspace id")
-        change.add_argument("amount", type=int, help="credits, a whole number above 0")
-        change.add_argument("--reason", required=True, help="note kept in the ledger")
+        change.add_argument("amount", type=_credits, help="credits, a whole number above 0")
+        change.add_argument("--reason", type=_reason, required=True, help="note kept in the ledger")
         change.set_defaults(handler=_credits_change)
 
     commands.add_parser("migrate", help="bring the database schema up to date").set_defaults(

@@ -108,3 +108,22 @@ async def test_revoke_cannot_go_below_zero(db: Database) -> None:
         else:
             raise AssertionError("revoking more than the balance succeeded")
     assert await state(db, workspace_id) == (2, 2)
+
+
+async def test_balance_beyond_32_bits_and_its_ceiling(db: Database) -> None:
+    workspace_id = await new_workspace(db, balance=0)
+    async with db.session() as session:
+        for _ in range(3):
+            await ledger.adjust(session, workspace_id, ledger.MAX_CHANGE, ledger.GRANT, "large")
+    assert await state(db, workspace_id) == (3 * ledger.MAX_CHANGE, 3 * ledger.MAX_CHANGE)
+
+    async with db.session() as session:
+        for _ in range(ledger.MAX_BALANCE // ledger.MAX_CHANGE - 3):
+            await ledger.adjust(session, workspace_id, ledger.MAX_CHANGE, ledger.GRANT, None)
+        try:
+            await ledger.adjust(session, workspace_id, 1, ledger.GRANT, "one too many")
+        except ledger.BalanceLimitExceeded:
+            pass
+        else:
+            raise AssertionError("a grant past the maximum balance succeeded")
+    assert await state(db, workspace_id) == (ledger.MAX_BALANCE, ledger.MAX_BALANCE)

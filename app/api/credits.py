@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
@@ -13,6 +14,8 @@ from app.db import ledger
 from app.db.models import Workspace, as_utc
 
 router = APIRouter(prefix="/v1/credits", tags=["billing"])
+# Ledger entry ids: ASCII digits that fit a 64-bit integer column.
+_CURSOR = re.compile(r"[0-9]{1,18}")
 BillingReader = Annotated[Principal, Depends(require_scope("billing:read"))]
 
 
@@ -26,7 +29,7 @@ async def get_credits(
     """Return the balance and the ledger entries, newest first."""
     before_id = None
     if cursor is not None:
-        if not cursor.isdigit():
+        if not _CURSOR.fullmatch(cursor):
             raise ApiError(
                 "invalid_request", "The cursor is invalid. Pass nextCursor from the previous page."
             )

@@ -52,7 +52,7 @@ SessionDep = Annotated[AsyncSession, Depends(get_session)]
 
 
 async def _check_rate(services: Services, record: ApiKey, plan: Plan) -> None:
-    rate = record.rate_per_second or plan.requests_per_second
+    rate = float(record.rate_per_second or plan.requests_per_second)
     burst = record.rate_burst or plan.burst
     wait = await services.rate_limiter.acquire(record.id, rate, burst)
     if wait is not None:

@@ -132,4 +132,6 @@ def install_error_handlers(app: FastAPI) -> None:
                 "internal_error", "An unexpected error occurred; the operator's log has the cause."
             ),
             status_code=500,
+            # The server drops the connection after an unhandled error; tell the client so.
+            headers={"Connection": "close"},
         )

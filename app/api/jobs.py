@@ -197,7 +197,8 @@ async def create_job(
         await session.rollback()
         raise ApiError(
             "insufficient_credits",
-            f"This job costs {err.cost} credits but the workspace balance is {err.balance}. "
+            f"This job costs {err.cost} credit{'s' if err.cost != 1 else ''} but the workspace "
+            f"balance is {err.balance}. "
             "Add credits to the workspace and retry.",
             {"balance": err.balance, "cost": err.cost},
         ) from err

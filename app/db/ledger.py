@@ -13,11 +13,20 @@ from app.db.models import Job, LedgerEntry, Workspace
 
 logger = logging.getLogger(__name__)
 
+MAX_CHANGE = 1_000_000_000
+"""Largest number of credits one grant or revoke may move."""
+MAX_BALANCE = 1_000_000_000_000
+"""Largest balance a workspace may hold; far below the 64-bit limit of the column."""
+
 JOB_DEBIT = "job_debit"
 JOB_REFUND = "job_refund"
 GRANT = "grant"
 REVOKE = "revoke"
 OPENING_BALANCE = "opening_balance"
+
+
+class BalanceLimitExceeded(Exception):
+    """A grant would take the balance past ``MAX_BALANCE``."""
 
 
 class InsufficientCredits(Exception):
@@ -48,11 +57,17 @@ async def _move(
     )
     if amount < 0:
         statement = statement.where(col(Workspace.balance) >= -amount)
+    else:
+        statement = statement.where(col(Workspace.balance) <= MAX_BALANCE - amount)
     balance_after = (await session.exec(statement)).scalar_one_or_none()
     if balance_after is None:
         workspace = await session.get(Workspace, workspace_id)
         if workspace is None:
             raise LookupError(f"workspace {workspace_id} not found")
+        if amount >= 0:
+            raise BalanceLimitExceeded(
+                f"the balance {workspace.balance} plus {amount} would exceed {MAX_BALANCE}"
+            )
         raise InsufficientCredits(workspace.balance, -amount)
     entry = LedgerEntry(
         workspace_id=workspace_id,
@@ -94,7 +109,12 @@ async def refund_job(session: AsyncSession, job_id: str, amount: int, note: str)
 async def adjust(
     session: AsyncSession, workspace_id: str, amount: int, reason: str, note: str | None
 ) -> LedgerEntry:
-    """Grant (positive) or revoke (negative) credits outside any job. Commits."""
+    """Grant (positive) or revoke (negative) credits outside any job. Commits.
+
+    Raises ValueError for 0 or a change larger than ``MAX_CHANGE``.
+    """
+    if amount == 0 or abs(amount) > MAX_CHANGE:
+        raise ValueError(f"the amount must be a whole number from 1 to {MAX_CHANGE}")
     entry = await _move(session, workspace_id, amount, reason, note=note)
     await session.commit()
     return entry

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Index, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -28,7 +28,7 @@ class Workspace(SQLModel, table=True):
     id: str = Field(primary_key=True)
     name: str
     plan: str = "standard"
-    balance: int = 0
+    balance: int = Field(default=0, sa_type=BigInteger)
     """Sum of the workspace's ledger entries, updated in the same transaction as each entry.
 
     A conditional UPDATE on this column is what keeps concurrent debits from overdrawing.
@@ -119,9 +119,9 @@ class LedgerEntry(SQLModel, table=True):
     workspace_id: str = Field(foreign_key="workspace.id", index=True)
     job_id: str | None = Field(default=None, index=True)
     reason: str
-    amount: int
+    amount: int = Field(sa_type=BigInteger)
     """Credits added (positive) or taken (negative)."""
-    balance_after: int
+    balance_after: int = Field(sa_type=BigInteger)
     note: str | None = None
     created_at: datetime = Field(
         default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)

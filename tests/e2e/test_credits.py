@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.e2e.conftest import (
     Account,
@@ -181,3 +182,41 @@ async def test_admin_grant_revoke_and_show(stack: Stack, http: httpx.AsyncClient
 
     summary = stack.cli("workspace", "show", account.workspace_id)
     assert "balance:   6 credits" in summary
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        ("credits", "grant", "{ws}", "0", "--reason", "zero"),
+        ("credits", "grant", "{ws}", "-5", "--reason", "negative"),
+        ("credits", "revoke", "{ws}", "-5", "--reason", "negative"),
+        ("credits", "grant", "{ws}", "99999999999999999999", "--reason", "huge"),
+        ("credits", "grant", "{ws}", "5", "--reason", " "),
+        ("key", "create", "{ws}", "--rate", "-1"),
+        ("key", "create", "{ws}", "--rate", "inf"),
+        ("key", "create", "{ws}", "--rate", "nan"),
+        ("key", "create", "{ws}", "--burst", "0"),
+        ("workspace", "create", "negative", "--balance", "-5"),
+    ],
+)
+def test_cli_rejects_bad_amounts(stack: Stack, arguments: tuple[str, ...]) -> None:
+    workspace_id = stack.cli("workspace", "create", "amounts", "--balance", "10").strip()
+    before = stack.cli("workspace", "list").count("\n")
+    with pytest.raises(AssertionError, match="error"):
+        stack.cli(*(argument.format(ws=workspace_id) for argument in arguments))
+    assert stack.cli("workspace", "list").count("\n") == before
+    assert "balance:   10 credits" in stack.cli("workspace", "show", workspace_id)
+
+
+def test_cli_merges_duplicate_scopes(stack: Stack) -> None:
+    workspace_id = stack.cli("workspace", "create", "scopes").strip()
+    output = stack.cli("key", "create", workspace_id, "--scopes", "tools:read,tools:read")
+    assert "scopes:    tools:read\n" in output
+
+
+async def test_credits_cursor_must_be_ascii_digits(stack: Stack, http: httpx.AsyncClient) -> None:
+    account = stack.new_account()
+    for cursor in ("²", "١٥", "9" * 24, "-1"):
+        response = await http.get("/v1/credits", params={"cursor": cursor}, headers=account.headers)
+        assert response.status_code == 400, (cursor, response.text)
+        assert response.json()["error"]["code"] == "invalid_request"
