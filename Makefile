@@ -8,7 +8,8 @@ INSTALLED := $(VENV)/.installed
 
 .PHONY: run test lint bench install clean
 
-$(INSTALLED): pyproject.toml
+$(INSTALLED): pyproject.toml scripts/install-system-packages
+	scripts/install-system-packages
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
 	touch $@

@@ -14,6 +14,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from app.activities.bookkeeping import BookkeepingActivities
+from app.activities.html import HtmlActivities
 from app.activities.images import ImageActivities
 from app.activities.inputs import InputActivities
 from app.config import Lane, Settings, get_settings
@@ -35,6 +36,7 @@ def build_workers(
     bookkeeping = BookkeepingActivities(db, store)
     inputs = InputActivities(store, settings.work_dir)
     images = ImageActivities(store, settings.work_dir, settings.image_engine_processes)
+    pages = HtmlActivities(store, settings.work_dir)
     activities_by_lane: dict[Lane, list[Callable[..., Any]]] = {
         Lane.LIGHT: [
             bookkeeping.record_job_state,
@@ -42,6 +44,7 @@ def build_workers(
             bookkeeping.delete_objects,
             inputs.inspect_input,
             images.compress_image,
+            pages.render_html,
         ],
         Lane.DOCUMENTS: [],
         Lane.MEDIA: [],

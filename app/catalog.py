@@ -41,7 +41,7 @@ EMPTY_OPTIONS_SCHEMA: dict[str, Any] = {
 
 ENGINE_NAMES: dict[str, str] = {
     "pillow": "Pillow",
-    "chromium": "Chromium",
+    "weasyprint": "WeasyPrint",
     "libreoffice": "LibreOffice",
     "poppler": "Poppler",
     "pymupdf4llm": "PyMuPDF4LLM",
@@ -50,7 +50,7 @@ ENGINE_NAMES: dict[str, str] = {
 }
 """Display name of each engine id, as used in ``apiJobsReason``."""
 
-ENGINES_AVAILABLE: frozenset[str] = frozenset({"pillow"})
+ENGINES_AVAILABLE: frozenset[str] = frozenset({"pillow", "weasyprint"})
 """Engine ids installed on the workers.
 
 A worker tool accepts API jobs only if its engine is in this set.
@@ -258,15 +258,21 @@ def _option_conflict(field: str, message: str) -> PydanticCustomError:
 class HtmlToPdfOptions(ToolOptions):
     """Options of html-to-pdf-api."""
 
-    page_size: Literal["A3", "A4", "A5", "Letter", "Legal", "Tabloid"] = Field(
+    page_size: Literal["A4", "Letter", "Legal", "A3", "A5"] = Field(
         default="A4", description="Paper size of every page."
     )
     landscape: bool = Field(default=False, description="Print pages in landscape orientation.")
-    margin_top_mm: float = Field(default=10, ge=0, le=100, description="Top margin in mm.")
-    margin_right_mm: float = Field(default=10, ge=0, le=100, description="Right margin in mm.")
-    margin_bottom_mm: float = Field(default=10, ge=0, le=100, description="Bottom margin in mm.")
-    margin_left_mm: float = Field(default=10, ge=0, le=100, description="Left margin in mm.")
+    margin: str = Field(
+        default="20mm",
+        pattern=r"^(0|[0-9]{1,4}(\.[0-9]{1,3})?(px|mm|cm|in|pt|pc|em|rem))$",
+        description="Margin on every side, as a CSS length such as 20mm, 1in or 0.",
+    )
     print_background: bool = Field(default=True, description="Print background colors and images.")
+    wait_until: Literal["load", "domcontentloaded", "networkidle0", "networkidle2"] = Field(
+        default="load",
+        description="Accepted for compatibility with browser-based renderers. No scripts run and "
+        "nothing is fetched, so the page is always rendered as loaded.",
+    )
 
 
 class OfficeToPdfOptions(ToolOptions):
@@ -545,8 +551,8 @@ _TOOL_LIST: tuple[Tool, ...] = (
         description="Render an HTML document to a PDF file.",
         category="pdf",
         lane=Lane.LIGHT,
-        engine="chromium",
-        input_kinds=(InputKind.TEXT, InputKind.JSON),
+        engine="weasyprint",
+        input_kinds=(InputKind.TEXT, InputKind.JSON, InputKind.FILE),
         accepted_types=(AcceptedType(content_type="text/html", extensions=(".html", ".htm")),),
         limits=ToolLimits(max_bytes=5 * MIB, max_pages=500),
         output=PDF_OUTPUT,

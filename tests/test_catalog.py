@@ -136,9 +136,9 @@ def test_browser_tool_has_no_job_fields(slug: str) -> None:
     }
 
 
-def test_only_image_compress_accepts_jobs() -> None:
+def test_only_tools_with_engines_accept_jobs() -> None:
     accepting = [tool.slug for tool in list_tools() if tool.api_jobs]
-    assert accepting == ["image-compress-api"]
+    assert accepting == ["html-to-pdf-api", "image-compress-api"]
     assert image_tool().api_jobs_reason is None
 
     for tool in list_tools():
@@ -177,9 +177,9 @@ def test_worker_lanes() -> None:
     assert lanes == expected
 
 
-def test_html_to_pdf_takes_text_and_json() -> None:
+def test_html_to_pdf_takes_text_json_and_files() -> None:
     tool = TOOLS["html-to-pdf-api"]
-    assert set(tool.input_kinds) == {InputKind.TEXT, InputKind.JSON}
+    assert set(tool.input_kinds) == {InputKind.TEXT, InputKind.JSON, InputKind.FILE}
 
 
 @pytest.mark.parametrize(

@@ -602,15 +602,19 @@ def test_compress_text_is_type_mismatch(tmp_path: Path) -> None:
     assert not dest.exists()
 
 
-def test_compress_refuses_truncated_loading(
+def test_truncated_rejected_after_weasyprint_import(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    src = save_image(tmp_path / "in.png", Image.new("RGB", (4, 4)), "PNG")
+    # Importing WeasyPrint sets Pillow's LOAD_TRUNCATED_IMAGES; truncated input must still fail.
     monkeypatch.setattr(ImageFile, "LOAD_TRUNCATED_IMAGES", True)
+    full = save_image(tmp_path / "full.png", noise_image("RGB", (300, 200)), "PNG")
+    src = tmp_path / "half.png"
+    src.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
 
-    with pytest.raises(RuntimeError, match="LOAD_TRUNCATED_IMAGES"):
+    with pytest.raises(InputError) as caught:
         compress(src, tmp_path / "out.jpg")
 
+    assert caught.value.code is JobErrorCode.INPUT_CORRUPT
     assert not (tmp_path / "out.jpg").exists()
 
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import json
 import logging
 import secrets
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
@@ -55,6 +57,22 @@ DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
 
 
+def _inline_input(body: JobCreate) -> tuple[str, bytes] | None:
+    """Content type and bytes of a text or JSON input; None for a file input."""
+    if body.input.kind == "text" and body.input.text is not None:
+        return "text/html", body.input.text.encode()
+    if body.input.kind == "json" and body.input.json_ is not None:
+        return "application/json", json.dumps(body.input.json_).encode()
+    return None
+
+
+async def _store_bytes(services: Services, key: str, data: bytes) -> None:
+    async def chunks() -> AsyncIterator[bytes]:
+        yield data
+
+    await services.store.write_stream(key, chunks(), size_bytes=len(data))
+
+
 def _job_id(workspace_id: str, idempotency_key: str | None) -> str:
     """Derive the job id, which is also the workflow id, so a repeated create finds the same job."""
     if idempotency_key is None:
@@ -97,8 +115,6 @@ def _workflow_params(services: Services, job: Job, valid: ValidJob, body: JobCre
         input_size_bytes=job.input_size_bytes,
         input_object_key=job.input_object_key,
         upload_expires_at=as_utc(job.upload_expires_at),
-        input_text=body.input.text,
-        input_json=body.input.json_,
         options=valid.options,
         max_attempts=valid.max_attempts,
         deadline_seconds=valid.deadline_seconds,
@@ -176,11 +192,15 @@ async def create_job(
         created_at=now,
         job_metadata=body.metadata,
     )
-    if body.input.kind == "file":
-        job.input_object_key = new_object_key(principal.workspace_id, job_id, "input")
+    inline = _inline_input(body)
+    job.input_object_key = new_object_key(principal.workspace_id, job_id, "input")
+    if inline is None:
         job.upload_expires_at = now.replace(microsecond=0) + timedelta(
             seconds=services.settings.upload_intent_ttl_seconds
         )
+    else:
+        job.input_content_type, job.input_size_bytes = inline[0], len(inline[1])
+        job.input_uploaded_at = now
 
     session.add(job)
     try:
@@ -204,6 +224,9 @@ async def create_job(
         ) from err
     await session.commit()
 
+    if inline is not None:
+        # Text and JSON inputs are stored like uploads, so workflow histories carry only keys.
+        await _store_bytes(services, job.input_object_key, inline[1])
     params = _workflow_params(services, job, valid, body)
     try:
         await _start_workflow(services, params)

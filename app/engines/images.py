@@ -9,16 +9,15 @@ from __future__ import annotations
 import io
 import logging
 import math
-import os
 import re
 import struct
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, cast
 
 from PIL import Image, ImageCms, ImageFile, ImageOps
 
+from app.engines.files import write_atomically
 from app.engines.sniff import SNIFF_BYTES, sniff_content_type
 from app.errors import InputError, JobErrorCode
 
@@ -99,12 +98,10 @@ def compress_image(
     ``max_pixels``. Other exceptions propagate unchanged.
     """
     _check_compress_arguments(quality, max_width, max_height)
-    if ImageFile.LOAD_TRUNCATED_IMAGES:
-        raise RuntimeError(
-            "PIL.ImageFile.LOAD_TRUNCATED_IMAGES is True, so truncated images would be "
-            "converted with gray filler instead of being rejected. Remove the code in this "
-            "process that sets it."
-        )
+    # WeasyPrint turns this process-wide Pillow flag on when it is imported (seen with 70.0),
+    # and with it a truncated image decodes with gray filler instead of failing. Conversions run
+    # in worker threads or engine processes that never render HTML, so turning it off is safe.
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
 
     with src.open("rb") as file:
         content_type = sniff_content_type(file.read(SNIFF_BYTES))
@@ -121,7 +118,12 @@ def compress_image(
 
     output, output_icc_profile = _to_jpeg_mode(upright, icc_profile)
     output = _fit_inside(output, max_width, max_height)
-    size_bytes = _save_jpeg_atomically(output, dest, quality, output_icc_profile)
+    size_bytes = write_atomically(
+        dest,
+        lambda file: output.save(
+            file, format="JPEG", quality=quality, optimize=True, icc_profile=output_icc_profile
+        ),
+    )
     return CompressResult(width=output.width, height=output.height, size_bytes=size_bytes)
 
 
@@ -339,32 +341,3 @@ def _fit_inside(image: Image.Image, max_width: int | None, max_height: int | Non
     if max_height is not None:
         height = min(height, max_height)
     return image.resize((width, height), Image.Resampling.LANCZOS)
-
-
-def _save_jpeg_atomically(
-    image: Image.Image, dest: Path, quality: int, icc_profile: bytes | None
-) -> int:
-    """Save the JPEG under a temporary name in dest's folder, then rename it to dest.
-
-    Returns the size of the written file in bytes. On failure the temporary file is
-    removed and dest is left as it was.
-    """
-    descriptor, temporary_name = tempfile.mkstemp(
-        dir=dest.parent, prefix=f".{dest.name}.", suffix=".partial"
-    )
-    temporary_path = Path(temporary_name)
-    try:
-        with os.fdopen(descriptor, "wb") as file:
-            image.save(
-                file,
-                format="JPEG",
-                quality=quality,
-                optimize=True,
-                icc_profile=icc_profile,
-            )
-        size_bytes = temporary_path.stat().st_size
-        temporary_path.replace(dest)
-    except BaseException:
-        temporary_path.unlink(missing_ok=True)
-        raise
-    return size_bytes

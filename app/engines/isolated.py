@@ -38,7 +38,7 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-PRELOADED_MODULES = ["app.engines.images", "app.engines.isolated"]
+PRELOADED_MODULES = ["app.engines.images", "app.engines.html", "app.engines.isolated"]
 """Modules that the fork server imports once, so that each child starts with them loaded.
 
 This module is included because the child's entry point lives here. Without it each

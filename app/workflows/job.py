@@ -251,8 +251,7 @@ class JobWorkflow:
             if facts and facts.width and facts.height
             else None,
             input_name=params.input_name,
-            input_text=params.input_text,
-            input_json=params.input_json,
+            input_kind=params.input_kind,
             output_object_key=f"{params.workspace_id}/{params.job_id}/output-{workflow.uuid4().hex}",
             output_file_name=f"{stem}{params.output_extension}",
             options=params.options,

@@ -9,6 +9,7 @@ INSPECT_INPUT = "inspect_input"
 OBJECT_EXISTS = "object_exists"
 DELETE_OBJECTS = "delete_objects"
 COMPRESS_IMAGE = "compress_image"
+RENDER_HTML = "render_html"
 
 
 class Conversion(NamedTuple):
@@ -18,4 +19,5 @@ class Conversion(NamedTuple):
 
 CONVERSIONS: dict[str, Conversion] = {
     "image-compress-api": Conversion(INSPECT_INPUT, COMPRESS_IMAGE),
+    "html-to-pdf-api": Conversion(INSPECT_INPUT, RENDER_HTML),
 }

@@ -93,8 +93,11 @@ class ConvertRequest(BaseModel):
     input_size_bytes: int | None = None
     input_pixels: int | None = None
     input_name: str | None = None
+    input_kind: str = "file"
     input_text: str | None = None
+    """Unused since text inputs are stored as objects; kept for recorded histories."""
     input_json: dict[str, Any] | None = None
+    """Unused since JSON inputs are stored as objects; kept for recorded histories."""
     output_object_key: str
     output_file_name: str
     options: dict[str, Any] = {}

@@ -1,0 +1,118 @@
+"""HTML to PDF with WeasyPrint, in a child process that a cancel kills."""
+
+from __future__ import annotations
+
+import json
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from temporalio import activity
+
+from app.activities.errors import input_failure
+from app.activities.heartbeat import Progress, heartbeating
+from app.catalog import HtmlToPdfOptions, get_tool
+from app.engines import html
+from app.engines.isolated import run_isolated
+from app.errors import InputError, JobErrorCode
+from app.storage.base import BlobStore
+from app.workflows import names
+from app.workflows.types import ConvertRequest, ConvertResult
+
+# A charset declared in the document's head, as HTML's encoding sniffing reads it.
+_META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?([A-Za-z0-9_.:-]+)""", re.IGNORECASE)
+
+
+def decode_html(data: bytes) -> str:
+    """Decode an uploaded HTML file: UTF-8 first, then the charset its head declares."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        pass
+    declared = _META_CHARSET.search(data[:4096])
+    if declared:
+        try:
+            return data.decode(declared.group(1).decode("ascii"))
+        except (LookupError, UnicodeDecodeError):
+            pass
+    # Windows-1252 decodes every byte, the way browsers treat unlabeled legacy pages.
+    return data.decode("cp1252", errors="replace")
+
+
+def html_of_input(kind: str, data: bytes) -> str:
+    if kind != "json":
+        return decode_html(data)
+    try:
+        payload: Any = json.loads(data)
+    except ValueError as err:
+        raise InputError(JobErrorCode.INPUT_CORRUPT, "input.json is not valid JSON.") from err
+    if not isinstance(payload, dict):
+        raise InputError(JobErrorCode.INPUT_CORRUPT, "input.json must be a JSON object.")
+    return html.html_from_json(payload)
+
+
+class HtmlActivities:
+    def __init__(self, store: BlobStore, work_dir: Path) -> None:
+        self.store = store
+        self.work_dir = work_dir
+
+    @activity.defn(name=names.RENDER_HTML)
+    async def render_html(self, request: ConvertRequest) -> ConvertResult:
+        info = activity.info()
+        activity.logger.info(
+            "HTML rendering started", extra={"job_id": request.job_id, "attempt": info.attempt}
+        )
+        assert request.input_object_key is not None
+        options = HtmlToPdfOptions.model_validate(request.options)
+        tool = get_tool(request.tool_slug)
+        max_pages = tool.limits.max_pages if tool and tool.limits and tool.limits.max_pages else 500
+        progress = Progress()
+
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        async with heartbeating(progress):
+            with tempfile.TemporaryDirectory(dir=self.work_dir, prefix=f"{request.job_id}-") as tmp:
+                source = Path(tmp) / "input"
+                target = Path(tmp) / "output.pdf"
+                await self.store.fetch_to_path(request.input_object_key, source)
+                progress.percent = 10
+
+                def started(pid: int) -> None:
+                    progress.engine_pid = pid
+                    progress.beat()
+
+                try:
+                    document = html_of_input(request.input_kind, source.read_bytes())
+                    result = await run_isolated(
+                        html.render_html_to_pdf,
+                        document,
+                        target,
+                        html.PdfOptions(
+                            page_size=options.page_size,
+                            landscape=options.landscape,
+                            margin=options.margin,
+                            print_background=options.print_background,
+                        ),
+                        max_pages=max_pages,
+                        on_started=started,
+                    )
+                except InputError as err:
+                    raise input_failure(err) from err
+                progress.percent = 90
+                size = await self.store.put_from_path(request.output_object_key, target)
+
+        activity.logger.info(
+            "HTML rendering finished", extra={"job_id": request.job_id, "attempt": info.attempt}
+        )
+        return ConvertResult(
+            output_object_key=request.output_object_key,
+            file_name=request.output_file_name,
+            content_type="application/pdf",
+            size_bytes=size,
+            attempt=info.attempt,
+            metadata={
+                "pageCount": result.page_count,
+                "bytes": size,
+                "engineVersion": result.engine_version,
+            },
+        )
