@@ -20,6 +20,7 @@ from pydantic.fields import ComputedFieldInfo, FieldInfo
 from pydantic_core import ErrorDetails, PydanticCustomError
 
 from app.config import Lane
+from app.engines.pages import check_margin
 
 MIB = 1024 * 1024
 GIB = 1024 * MIB
@@ -264,8 +265,9 @@ class HtmlToPdfOptions(ToolOptions):
     landscape: bool = Field(default=False, description="Print pages in landscape orientation.")
     margin: str = Field(
         default="20mm",
-        pattern=r"^(0|[0-9]{1,4}(\.[0-9]{1,3})?(px|mm|cm|in|pt|pc|em|rem))$",
-        description="Margin on every side, as a CSS length such as 20mm, 1in or 0.",
+        max_length=16,
+        description="Margin on every side, as a CSS length such as 20mm, 1in or 0, "
+        "below half the page's shorter side.",
     )
     print_background: bool = Field(default=True, description="Print background colors and images.")
     wait_until: Literal["load", "domcontentloaded", "networkidle0", "networkidle2"] = Field(
@@ -273,6 +275,14 @@ class HtmlToPdfOptions(ToolOptions):
         description="Accepted for compatibility with browser-based renderers. No scripts run and "
         "nothing is fetched, so the page is always rendered as loaded.",
     )
+
+    @model_validator(mode="after")
+    def _check_margin(self) -> HtmlToPdfOptions:
+        try:
+            check_margin(self.margin, self.page_size)
+        except ValueError as err:
+            raise _option_conflict("margin", str(err)) from err
+        return self
 
 
 class OfficeToPdfOptions(ToolOptions):

@@ -17,13 +17,13 @@ from PIL import Image
 
 from app.engines import html as html_engine
 from app.engines.html import (
-    PAGE_SIZES,
     DataURLFetcher,
     PdfOptions,
     PdfResult,
     html_from_json,
     render_html_to_pdf,
 )
+from app.engines.pages import PAGE_SIZES
 from app.errors import InputError, JobErrorCode
 
 MAX_PAGES = 50

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import json
 import re
 import tempfile
@@ -15,6 +16,7 @@ from app.activities.heartbeat import Progress, heartbeating
 from app.catalog import HtmlToPdfOptions, get_tool
 from app.engines import html
 from app.engines.isolated import run_isolated
+from app.engines.sniff import SNIFF_BYTES, sniff_content_type
 from app.errors import InputError, JobErrorCode
 from app.storage.base import BlobStore
 from app.workflows import names
@@ -25,7 +27,24 @@ _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?([A-Za-z0-9_.:-]+)"
 
 
 def decode_html(data: bytes) -> str:
-    """Decode an uploaded HTML file: UTF-8 first, then the charset its head declares."""
+    """Decode an uploaded HTML file: by its byte-order mark, as UTF-8, then by its declared
+    charset; binary data fails as a type mismatch."""
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError as err:
+            raise InputError(
+                JobErrorCode.INPUT_CORRUPT,
+                "The HTML file has a UTF-16 byte-order mark but "
+                "is not valid UTF-16. Save it as UTF-8.",
+            ) from err
+    detected = sniff_content_type(data[:SNIFF_BYTES])
+    if (detected is not None and detected != "text/html") or b"\x00" in data:
+        raise InputError(
+            JobErrorCode.INPUT_TYPE_MISMATCH,
+            f"The file was declared as text/html but its bytes are "
+            f"{detected or 'binary data'}. Upload an HTML document.",
+        )
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError:

@@ -21,6 +21,7 @@ import weasyprint  # type: ignore[import-untyped]
 from weasyprint.urls import URLFetcher  # type: ignore[import-untyped]
 
 from app.engines.files import write_atomically
+from app.engines.pages import PAGE_SIZES, check_margin
 from app.errors import InputError, JobErrorCode
 
 logger = logging.getLogger(__name__)
@@ -29,37 +30,6 @@ logger = logging.getLogger(__name__)
 # Refusals are expected here and logged above without the URL, which is user input that can
 # carry credentials, so only its critical messages pass.
 logging.getLogger("weasyprint").setLevel(logging.CRITICAL)
-
-# CSS named page sizes that PdfOptions.page_size accepts.
-PAGE_SIZES = ("A4", "Letter", "Legal", "A3", "A5")
-
-# Portrait width and height in points (1/72 in), from the CSS Paged Media size keywords.
-_PAGE_SIZE_POINTS = {
-    "A4": (210 * 72 / 25.4, 297 * 72 / 25.4),
-    "Letter": (8.5 * 72, 11 * 72),
-    "Legal": (8.5 * 72, 14 * 72),
-    "A3": (297 * 72 / 25.4, 420 * 72 / 25.4),
-    "A5": (148 * 72 / 25.4, 210 * 72 / 25.4),
-}
-
-# Points per unit of a CSS length. WeasyPrint resolves em and rem in @page against the
-# page or root font size, which a document can change, so the em and rem values here
-# are estimates that assume the CSS initial font size of 16px.
-_POINTS_PER_UNIT = {
-    "px": 0.75,
-    "mm": 72 / 25.4,
-    "cm": 72 / 2.54,
-    "in": 72.0,
-    "pt": 1.0,
-    "pc": 12.0,
-    "em": 12.0,
-    "rem": 12.0,
-}
-
-# A non-negative CSS length with a unit, or a bare 0.
-_MARGIN_PATTERN = re.compile(
-    r"0|(?P<number>[0-9]+(?:\.[0-9]+)?|\.[0-9]+)(?P<unit>px|mm|cm|in|pt|pc|em|rem)"
-)
 
 # The scheme of an absolute URL: a letter, then letters, digits, "+", "-" or ".".
 _URL_SCHEME_PATTERN = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):")
@@ -97,7 +67,7 @@ class PdfOptions:
             raise ValueError(
                 f"page_size must be one of {', '.join(PAGE_SIZES)}, got {self.page_size!r}"
             )
-        _check_margin(self.margin, self.page_size)
+        check_margin(self.margin, self.page_size)
 
 
 @dataclass(frozen=True)
@@ -159,9 +129,17 @@ def render_html_to_pdf(html: str, dest: Path, options: PdfOptions, *, max_pages:
         raise ValueError(f"max_pages must be at least 1, got {max_pages}")
 
     url_fetcher = DataURLFetcher()
-    document = weasyprint.HTML(string=html, base_url=None, url_fetcher=url_fetcher).render(
-        stylesheets=[weasyprint.CSS(string=_page_css(options), url_fetcher=url_fetcher)]
-    )
+    try:
+        document = weasyprint.HTML(string=html, base_url=None, url_fetcher=url_fetcher).render(
+            stylesheets=[weasyprint.CSS(string=_page_css(options), url_fetcher=url_fetcher)]
+        )
+    except RecursionError as err:
+        # WeasyPrint lays out nested elements recursively; thousands of levels exhaust the stack.
+        raise InputError(
+            JobErrorCode.INPUT_TOO_LARGE,
+            "The HTML nests elements too deeply to lay out (thousands of levels). "
+            "Flatten the document's structure.",
+        ) from err
 
     page_count = len(document.pages)
     if page_count > max_pages:
@@ -217,25 +195,6 @@ def html_from_json(payload: dict[str, Any]) -> str:
     escaped_css = css.replace("</", "<\\/")
     style_element = f"<style>\n{escaped_css}\n</style>\n" if css else ""
     return _insert_into_head(body, title_element, style_element)
-
-
-def _check_margin(margin: str, page_size: str) -> None:
-    match = _MARGIN_PATTERN.fullmatch(margin)
-    if match is None:
-        raise ValueError(
-            f"margin must be a CSS length such as 20mm, 1in or 0, with a unit of "
-            f"px, mm, cm, in, pt, pc, em or rem, got {margin!r}"
-        )
-    if match.group("unit") is None:
-        return
-
-    margin_points = float(match.group("number")) * _POINTS_PER_UNIT[match.group("unit")]
-    shorter_side = min(_PAGE_SIZE_POINTS[page_size])
-    if 2 * margin_points >= shorter_side:
-        raise ValueError(
-            f"margin {margin} leaves no room for content on page size {page_size}, whose "
-            f"shorter side is {shorter_side:.0f}pt. Use a margin below half of that."
-        )
 
 
 def _page_css(options: PdfOptions) -> str:

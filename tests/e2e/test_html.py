@@ -106,6 +106,9 @@ async def test_page_limit_fails_too_large(http: httpx.AsyncClient, account: Acco
         ({"margin": "1 inch"}, "input.options.margin"),
         ({"pageSize": "B5"}, "input.options.pageSize"),
         ({"waitUntil": "forever"}, "input.options.waitUntil"),
+        ({"margin": "300mm"}, "input.options.margin"),
+        ({"margin": "105mm"}, "input.options.margin"),
+        ({"margin": "1in", "pageSize": "A5", "landscape": True, "extra": 1}, "input.options.extra"),
     ],
 )
 async def test_invalid_html_options(
@@ -119,3 +122,48 @@ async def test_invalid_html_options(
     assert response.status_code == 422
     fields = [item["field"] for item in response.json()["error"]["details"]["fields"]]
     assert field in fields
+
+
+async def test_negative_margin_message(http: httpx.AsyncClient, account: Account) -> None:
+    body = {
+        "toolSlug": "html-to-pdf-api",
+        "input": {"kind": "text", "text": "<p>x</p>", "options": {"margin": "-1mm"}},
+    }
+    response = await http.post("/v1/jobs", json=body, headers=account.headers)
+    assert response.status_code == 422
+    messages = {f["field"]: f["message"] for f in response.json()["error"]["details"]["fields"]}
+    assert "CSS length" in messages["input.options.margin"]
+
+
+async def test_deep_nesting_fails_without_retry(http: httpx.AsyncClient, account: Account) -> None:
+    text = "<div>" * 5000 + "deep" + "</div>" * 5000
+    job = await create_html_job(http, account, {"kind": "text", "text": text})
+    done = await wait_for_job(http, account, job["id"], timeout=120)
+    assert done["status"] == "failed"
+    assert done["error"]["code"] == "input_too_large"
+    assert done["attempt"] == 1
+
+
+async def upload_html(http: httpx.AsyncClient, account: Account, data: bytes) -> dict[str, Any]:
+    source = {
+        "kind": "file",
+        "name": "page.html",
+        "contentType": "text/html",
+        "sizeBytes": len(data),
+    }
+    job = await create_html_job(http, account, source)
+    assert (await upload(http, job, data)).status_code == 200
+    return await wait_for_job(http, account, job["id"])
+
+
+async def test_binary_upload_is_type_mismatch(http: httpx.AsyncClient, account: Account) -> None:
+    done = await upload_html(http, account, b"\x89PNG\r\n\x1a\n" + bytes(range(256)))
+    assert done["status"] == "failed"
+    assert done["error"]["code"] == "input_type_mismatch"
+
+
+async def test_utf16_upload_with_bom(http: httpx.AsyncClient, account: Account) -> None:
+    done = await upload_html(http, account, "<p>utf16 text \u00e9</p>".encode("utf-16"))
+    assert done["status"] == "succeeded", done["error"]
+    pdf = await download_pdf(http, account, done["id"])
+    assert "utf16 text \u00e9" in pdf[0].get_text()
