@@ -5,14 +5,12 @@ from __future__ import annotations
 import codecs
 import json
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from temporalio import activity
 
-from app.activities.errors import input_failure
-from app.activities.heartbeat import Progress, heartbeating
+from app.activities.conversion import conversion_files
 from app.catalog import HtmlToPdfOptions, get_tool
 from app.engines import html
 from app.engines.isolated import run_isolated
@@ -78,60 +76,34 @@ class HtmlActivities:
 
     @activity.defn(name=names.RENDER_HTML)
     async def render_html(self, request: ConvertRequest) -> ConvertResult:
-        info = activity.info()
-        activity.logger.info(
-            "HTML rendering started", extra={"job_id": request.job_id, "attempt": info.attempt}
-        )
-        assert request.input_object_key is not None
         options = HtmlToPdfOptions.model_validate(request.options)
         tool = get_tool(request.tool_slug)
         max_pages = tool.limits.max_pages if tool and tool.limits and tool.limits.max_pages else 500
-        progress = Progress()
+        async with conversion_files(self.store, self.work_dir, request, "output.pdf") as files:
+            document = html_of_input(request.input_kind, files.source.read_bytes())
+            result = await run_isolated(
+                html.render_html_to_pdf,
+                document,
+                files.target,
+                html.PdfOptions(
+                    page_size=options.page_size,
+                    landscape=options.landscape,
+                    margin=options.margin,
+                    print_background=options.print_background,
+                ),
+                max_pages=max_pages,
+                on_started=files.started,
+            )
 
-        self.work_dir.mkdir(parents=True, exist_ok=True)
-        async with heartbeating(progress):
-            with tempfile.TemporaryDirectory(dir=self.work_dir, prefix=f"{request.job_id}-") as tmp:
-                source = Path(tmp) / "input"
-                target = Path(tmp) / "output.pdf"
-                await self.store.fetch_to_path(request.input_object_key, source)
-                progress.percent = 10
-
-                def started(pid: int) -> None:
-                    progress.engine_pid = pid
-                    progress.beat()
-
-                try:
-                    document = html_of_input(request.input_kind, source.read_bytes())
-                    result = await run_isolated(
-                        html.render_html_to_pdf,
-                        document,
-                        target,
-                        html.PdfOptions(
-                            page_size=options.page_size,
-                            landscape=options.landscape,
-                            margin=options.margin,
-                            print_background=options.print_background,
-                        ),
-                        max_pages=max_pages,
-                        on_started=started,
-                    )
-                except InputError as err:
-                    raise input_failure(err) from err
-                progress.percent = 90
-                size = await self.store.put_from_path(request.output_object_key, target)
-
-        activity.logger.info(
-            "HTML rendering finished", extra={"job_id": request.job_id, "attempt": info.attempt}
-        )
         return ConvertResult(
             output_object_key=request.output_object_key,
             file_name=request.output_file_name,
             content_type="application/pdf",
-            size_bytes=size,
-            attempt=info.attempt,
+            size_bytes=files.output_size,
+            attempt=activity.info().attempt,
             metadata={
                 "pageCount": result.page_count,
-                "bytes": size,
+                "bytes": files.output_size,
                 "engineVersion": result.engine_version,
             },
         )

@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import tempfile
 from pathlib import Path
 
 from temporalio import activity
 
-from app.activities.errors import input_failure
-from app.activities.heartbeat import Progress, heartbeating
+from app.activities.conversion import conversion_files
 from app.activities.inputs import DEFAULT_MAX_PIXELS
 from app.catalog import ImageCompressOptions
 from app.engines import images
 from app.engines.isolated import run_isolated
-from app.errors import InputError
 from app.storage.base import BlobStore
 from app.workflows import names
 from app.workflows.types import ConvertRequest, ConvertResult
@@ -32,57 +29,34 @@ class ImageActivities:
 
     @activity.defn(name=names.COMPRESS_IMAGE)
     async def compress_image(self, request: ConvertRequest) -> ConvertResult:
-        info = activity.info()
-        activity.logger.info(
-            "Image compression started", extra={"job_id": request.job_id, "attempt": info.attempt}
-        )
-        assert request.input_object_key is not None
         options = ImageCompressOptions.model_validate(request.options)
-        progress = Progress()
+        async with conversion_files(
+            self.store, self.work_dir, request, "output.jpg", self._slots
+        ) as files:
+            convert = functools.partial(
+                images.compress_image,
+                files.source,
+                files.target,
+                quality=options.quality,
+                max_width=options.max_width,
+                max_height=options.max_height,
+                max_pixels=request.max_pixels or DEFAULT_MAX_PIXELS,
+            )
+            if request.input_pixels and request.input_pixels <= IN_THREAD_MAX_PIXELS:
+                # Small images finish in milliseconds, sooner than a cancel could stop them,
+                # so they skip the cost of a child process.
+                result = await asyncio.to_thread(convert)
+            else:
+                result = await run_isolated(convert, on_started=files.started)
 
-        self.work_dir.mkdir(parents=True, exist_ok=True)
-        async with heartbeating(progress), self._slots:
-            with tempfile.TemporaryDirectory(dir=self.work_dir, prefix=f"{request.job_id}-") as tmp:
-                source = Path(tmp) / "input"
-                target = Path(tmp) / "output.jpg"
-                await self.store.fetch_to_path(request.input_object_key, source)
-                progress.percent = 10
-
-                def started(pid: int) -> None:
-                    progress.engine_pid = pid
-                    progress.beat()
-
-                convert = functools.partial(
-                    images.compress_image,
-                    source,
-                    target,
-                    quality=options.quality,
-                    max_width=options.max_width,
-                    max_height=options.max_height,
-                    max_pixels=request.max_pixels or DEFAULT_MAX_PIXELS,
-                )
-                try:
-                    if request.input_pixels and request.input_pixels <= IN_THREAD_MAX_PIXELS:
-                        # Small images finish in milliseconds, sooner than a cancel could stop
-                        # them, so they skip the cost of a child process.
-                        result = await asyncio.to_thread(convert)
-                    else:
-                        result = await run_isolated(convert, on_started=started)
-                except InputError as err:
-                    raise input_failure(err) from err
-                progress.percent = 90
-                size = await self.store.put_from_path(request.output_object_key, target)
-
+        size = files.output_size
         input_bytes = request.input_size_bytes or 0
-        activity.logger.info(
-            "Image compression finished", extra={"job_id": request.job_id, "attempt": info.attempt}
-        )
         return ConvertResult(
             output_object_key=request.output_object_key,
             file_name=request.output_file_name,
             content_type="image/jpeg",
             size_bytes=size,
-            attempt=info.attempt,
+            attempt=activity.info().attempt,
             metadata={
                 "width": result.width,
                 "height": result.height,

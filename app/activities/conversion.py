@@ -1,0 +1,67 @@
+"""The frame every conversion activity runs in: heartbeats, a private folder, input and output."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import tempfile
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from temporalio import activity
+
+from app.activities.errors import input_failure
+from app.activities.heartbeat import Progress, heartbeating
+from app.errors import InputError
+from app.storage.base import BlobStore
+from app.workflows.types import ConvertRequest
+
+
+@dataclass
+class ConversionFiles:
+    source: Path
+    target: Path
+    progress: Progress
+    output_size: int = 0
+    """Bytes of the stored output, set when the block has finished."""
+
+    def started(self, pid: int) -> None:
+        """Report the engine process at once, so that operators and tests can see it."""
+        self.progress.engine_pid = pid
+        self.progress.beat()
+
+
+@contextlib.asynccontextmanager
+async def conversion_files(
+    store: BlobStore,
+    work_dir: Path,
+    request: ConvertRequest,
+    output_name: str,
+    slots: asyncio.Semaphore | None = None,
+) -> AsyncIterator[ConversionFiles]:
+    """Run the block with the input in a private folder, then store what it wrote to ``target``.
+
+    Heartbeats start first, so a job waiting for one of the engine's ``slots`` can still be
+    canceled. An InputError from the block becomes the job's non-retryable error, and the
+    folder is removed on every path, cancellation included.
+    """
+    assert request.input_object_key is not None
+    attempt = activity.info().attempt
+    activity.logger.info("Conversion started", extra={"job_id": request.job_id, "attempt": attempt})
+    progress = Progress()
+    await asyncio.to_thread(work_dir.mkdir, parents=True, exist_ok=True)
+    async with heartbeating(progress), slots or contextlib.nullcontext():
+        with tempfile.TemporaryDirectory(dir=work_dir, prefix=f"{request.job_id}-") as folder:
+            files = ConversionFiles(Path(folder) / "input", Path(folder) / output_name, progress)
+            await store.fetch_to_path(request.input_object_key, files.source)
+            progress.percent = 10
+            try:
+                yield files
+            except InputError as err:
+                raise input_failure(err) from err
+            progress.percent = 90
+            files.output_size = await store.put_from_path(request.output_object_key, files.target)
+    activity.logger.info(
+        "Conversion finished", extra={"job_id": request.job_id, "attempt": attempt}
+    )
