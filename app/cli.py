@@ -191,7 +191,7 @@ async def _dev_setup(session: AsyncSession, args: argparse.Namespace) -> int:
 
 
 def _credits(text: str) -> int:
-    """A credit amount from the command line: a whole number from 1 to ledger.MAX_CHANGE."""
+    """Parse a credit amount: a whole number from 1 to ledger.MAX_CHANGE."""
     if not text.isascii() or not text.isdigit() or not 1 <= int(text) <= ledger.MAX_CHANGE:
         raise argparse.ArgumentTypeError(
             f"{text!r} is not a whole number from 1 to {ledger.MAX_CHANGE}"

@@ -69,7 +69,7 @@ def _field_name(location: tuple[Any, ...] | list[Any]) -> str:
 
 
 def _describe(error: Any) -> dict[str, str]:
-    """One validation error as a field name and a message."""
+    """Describe one validation error as a field name and a message."""
     location = tuple(error.get("loc", ()))
     if error.get("type") == "json_invalid":
         position = location[1] if len(location) > 1 else "?"

@@ -69,8 +69,8 @@ async def create_key(
     rate_per_second: float | None = None,
     rate_burst: int | None = None,
 ) -> CreatedKey:
-    given = list(ALL_SCOPES) if scopes is None else [scope.strip() for scope in scopes]
-    chosen = list(dict.fromkeys(scope for scope in given if scope))
+    requested = list(ALL_SCOPES) if scopes is None else [scope.strip() for scope in scopes]
+    chosen = list(dict.fromkeys(scope for scope in requested if scope))
     if not chosen:
         raise UnknownScope(f"no scopes given; choose from {', '.join(ALL_SCOPES)}")
     unknown = [scope for scope in chosen if scope not in ALL_SCOPES]

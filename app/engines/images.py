@@ -189,7 +189,7 @@ def _open_header(file: BinaryIO, content_type: str, max_pixels: int) -> ImageFil
 
 
 def _declared_pixels(error: Exception) -> str:
-    """The pixel count from Pillow's decompression-bomb message, or "too many"."""
+    """Return the pixel count from Pillow's decompression-bomb message, or "too many"."""
     found = re.search(r"\((\d+) pixels\)", str(error))
     return f"{int(found.group(1)):,}" if found else "too many"
 

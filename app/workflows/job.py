@@ -72,6 +72,21 @@ def _error(code: JobErrorCode, message: str) -> dict[str, Any]:
 # worker CPU per job, a quarter of the small-job throughput on two cores (bench/run.py).
 # Determinism rests on tests instead: the replay test over recorded histories, and a test
 # that keeps this package's imports to deterministic modules.
+def _running_now(params: JobParams, *, claim_run_slot: bool) -> JobStateUpdate:
+    """Build the state change that starts the job now, with its deadline counted from now."""
+    started_at = workflow.now()
+    return JobStateUpdate(
+        job_id=params.job_id,
+        state_version=0,
+        status=JobStatus.RUNNING,
+        progress=0,
+        attempt=1,
+        started_at=started_at,
+        deadline_at=started_at + timedelta(seconds=params.deadline_seconds),
+        claim_run_slot=claim_run_slot,
+    )
+
+
 @workflow.defn(sandboxed=False)
 class JobWorkflow:
     def __init__(self) -> None:
@@ -129,17 +144,9 @@ class JobWorkflow:
 
     async def _process_without_run_slots(self, params: JobParams) -> ConvertResult:
         """Replay path of runs started before the per-workspace cap on running jobs."""
-        started_at = workflow.now()
-        deadline_at = started_at + timedelta(seconds=params.deadline_seconds)
-        running = JobStateUpdate(
-            job_id=params.job_id,
-            state_version=0,
-            status=JobStatus.RUNNING,
-            progress=0,
-            attempt=1,
-            started_at=started_at,
-            deadline_at=deadline_at,
-        )
+        running = _running_now(params, claim_run_slot=False)
+        assert running.deadline_at is not None
+        deadline_at = running.deadline_at
         facts: InputFacts | None = None
         if params.input_kind == "file" and params.inspect_activity:
             _, facts = await asyncio.gather(
@@ -156,20 +163,10 @@ class JobWorkflow:
         """
         pause = RUN_SLOT_PAUSE_INITIAL
         while True:
-            started_at = workflow.now()
-            deadline_at = started_at + timedelta(seconds=params.deadline_seconds)
-            running = JobStateUpdate(
-                job_id=params.job_id,
-                state_version=0,
-                status=JobStatus.RUNNING,
-                progress=0,
-                attempt=1,
-                started_at=started_at,
-                deadline_at=deadline_at,
-                claim_run_slot=True,
-            )
+            running = _running_now(params, claim_run_slot=True)
             if await self._record(running):
-                return deadline_at
+                assert running.deadline_at is not None
+                return running.deadline_at
             await workflow.sleep(pause)
             pause = min(pause * 2, RUN_SLOT_PAUSE_MAXIMUM)
 
