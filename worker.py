@@ -17,10 +17,12 @@ from app.activities.bookkeeping import BookkeepingActivities
 from app.activities.html import HtmlActivities
 from app.activities.images import ImageActivities
 from app.activities.inputs import InputActivities
+from app.activities.office import OfficeActivities
 from app.config import Lane, Settings, get_settings
 from app.db.migrate import upgrade_database
 from app.db.session import Database
 from app.engines.isolated import start_forkserver
+from app.engines.office import OfficePool, OfficeSettings, office_missing_reason
 from app.storage import create_store
 from app.temporal import connect
 from app.workflows.job import JobWorkflow
@@ -28,10 +30,30 @@ from app.workflows.job import JobWorkflow
 logger = logging.getLogger("worklane.worker")
 
 
+def office_settings(settings: Settings) -> OfficeSettings:
+    return OfficeSettings(
+        soffice=settings.libreoffice_path,
+        python=settings.libreoffice_python,
+        pool_size=settings.libreoffice_pool_size,
+        max_conversions=settings.libreoffice_max_conversions,
+        start_timeout_seconds=settings.libreoffice_start_timeout_seconds,
+        conversion_timeout_seconds=settings.libreoffice_conversion_timeout_seconds,
+        profile_root=settings.libreoffice_profile_dir,
+        isolate_network=settings.libreoffice_isolate_network,
+    )
+
+
 def build_workers(
-    client: Client, settings: Settings, db: Database, lanes: list[Lane]
+    client: Client,
+    settings: Settings,
+    db: Database,
+    lanes: list[Lane],
+    office_pool: OfficePool | None = None,
 ) -> list[Worker]:
-    """Create one worker per lane that has work; the light lane also runs the workflows."""
+    """Create one worker per lane that has work; the light lane also runs the workflows.
+
+    The documents lane serves office conversions only when ``office_pool`` is given.
+    """
     store = create_store(settings)
     bookkeeping = BookkeepingActivities(db, store)
     inputs = InputActivities(store, settings.work_dir)
@@ -49,6 +71,9 @@ def build_workers(
         Lane.DOCUMENTS: [],
         Lane.MEDIA: [],
     }
+    if office_pool is not None:
+        office = OfficeActivities(store, settings.work_dir, office_pool)
+        activities_by_lane[Lane.DOCUMENTS].append(office.convert_office_to_pdf)
     workers = []
     for lane in lanes:
         activities = activities_by_lane[lane]
@@ -78,10 +103,18 @@ async def run(lanes: list[Lane]) -> None:
     await upgrade_database(settings.resolved_database_url)
     db = Database(settings.resolved_database_url)
     client = await connect(settings)
-    workers = build_workers(client, settings, db, lanes)
+    office_pool = None
+    if Lane.DOCUMENTS in lanes:
+        missing = office_missing_reason(settings.libreoffice_path, settings.libreoffice_python)
+        if missing is None:
+            office_pool = OfficePool(office_settings(settings))
+        else:
+            logger.warning("Office conversions are off on this worker: %s", missing)
+    workers = build_workers(client, settings, db, lanes, office_pool)
     if Lane.LIGHT in lanes:
         # Start the engine fork server now, so the first conversion does not wait for it.
         await start_forkserver()
+    warming = asyncio.create_task(office_pool.warm()) if office_pool is not None else None
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -94,6 +127,11 @@ async def run(lanes: list[Lane]) -> None:
     logger.info("Worker stopping")
     await asyncio.gather(*(worker.shutdown() for worker in workers))
     await asyncio.gather(*runs, return_exceptions=True)
+    if warming is not None:
+        warming.cancel()
+        await asyncio.gather(warming, return_exceptions=True)
+    if office_pool is not None:
+        await office_pool.close()
     await db.dispose()
     logger.info("Worker stopped")
 

@@ -19,7 +19,8 @@ from pydantic.alias_generators import to_camel
 from pydantic.fields import ComputedFieldInfo, FieldInfo
 from pydantic_core import ErrorDetails, PydanticCustomError
 
-from app.config import Lane
+from app.config import Lane, get_settings
+from app.engines.office import office_missing_reason
 from app.engines.pages import check_margin
 
 MIB = 1024 * 1024
@@ -51,8 +52,17 @@ ENGINE_NAMES: dict[str, str] = {
 }
 """Display name of each engine id, as used in ``apiJobsReason``."""
 
-ENGINES_AVAILABLE: frozenset[str] = frozenset({"pillow", "weasyprint"})
-"""Engine ids installed on the workers.
+
+def _installed_engines() -> frozenset[str]:
+    settings = get_settings()
+    engines = {"pillow", "weasyprint"}
+    if office_missing_reason(settings.libreoffice_path, settings.libreoffice_python) is None:
+        engines.add("libreoffice")
+    return frozenset(engines)
+
+
+ENGINES_AVAILABLE: frozenset[str] = _installed_engines()
+"""Engine ids installed on this machine, which runs the workers as well.
 
 A worker tool accepts API jobs only if its engine is in this set.
 """
@@ -285,19 +295,83 @@ class HtmlToPdfOptions(ToolOptions):
         return self
 
 
-class OfficeToPdfOptions(ToolOptions):
-    """Options of word-to-pdf and slides-to-pdf."""
+MAX_PAGE_NUMBER = 100_000
 
+
+def parse_page_range(text: str) -> list[tuple[int, int]]:
+    """Parse a page range such as ``1-3,5`` into (first, last) pairs, counting from 1.
+
+    Raises ValueError with a message that names the part at fault.
+    """
+    ranges: list[tuple[int, int]] = []
+    for part in text.split(","):
+        bounds = [bound.strip() for bound in part.split("-")]
+        if not 1 <= len(bounds) <= 2 or not all(
+            bound.isascii() and bound.isdigit() for bound in bounds
+        ):
+            raise ValueError(
+                f"must be page numbers and ranges separated by commas, such as 1-3,5 (got {text!r})"
+            )
+        first, last = int(bounds[0]), int(bounds[-1])
+        if first < 1 or last > MAX_PAGE_NUMBER:
+            raise ValueError(f"pages count from 1 to {MAX_PAGE_NUMBER} (got {part.strip()!r})")
+        if last < first:
+            raise ValueError(f"the range {part.strip()!r} ends before it starts")
+        ranges.append((first, last))
+    return ranges
+
+
+class OfficeToPdfOptions(ToolOptions):
+    """Options of slides-to-pdf, also taken by word-to-pdf and spreadsheet-to-pdf."""
+
+    page_range: str | None = Field(
+        default=None,
+        max_length=200,
+        description="Pages to convert, such as 1-3,5, counting from 1; null converts every "
+        "page. Pages past the end are skipped; a range with no existing page fails the job "
+        "with invalid_options.",
+        json_schema_extra={"pattern": r"^\s*\d+\s*(-\s*\d+\s*)?(,\s*\d+\s*(-\s*\d+\s*)?)*$"},
+    )
     pdf_a: bool = Field(default=False, description="Produce a PDF/A-2b file for archiving.")
 
+    @model_validator(mode="after")
+    def _check_page_range(self) -> OfficeToPdfOptions:
+        if self.page_range is not None:
+            try:
+                parse_page_range(self.page_range)
+            except ValueError as err:
+                raise _option_conflict("pageRange", str(err)) from err
+        return self
 
-class SpreadsheetToPdfOptions(OfficeToPdfOptions):
-    """Options of spreadsheet-to-pdf."""
 
+class WordToPdfOptions(OfficeToPdfOptions):
+    """Options of word-to-pdf."""
+
+    landscape: bool = Field(
+        default=False,
+        description="Turn every page to landscape orientation; the text flows again to fit.",
+    )
+
+
+class SpreadsheetToPdfOptions(WordToPdfOptions):
+    """Options of spreadsheet-to-pdf. A CSV file is read as comma-separated UTF-8."""
+
+    fit_to_width: bool = Field(
+        default=False,
+        description="Scale each sheet so that all its columns fit the width of one page.",
+    )
     single_page_sheets: bool = Field(
         default=False,
         description="Put each sheet on one page of its own size instead of splitting it.",
     )
+
+    @model_validator(mode="after")
+    def _check_scaling(self) -> SpreadsheetToPdfOptions:
+        if self.fit_to_width and self.single_page_sheets:
+            raise _option_conflict(
+                "singlePageSheets", "cannot be combined with fitToWidth; choose one of them"
+            )
+        return self
 
 
 class PageRangeOptions(ToolOptions):
@@ -552,8 +626,8 @@ PDF_DEADLINE = DeadlineBounds(default=300, min=10, max=900)
 VIDEO_LIMITS = ToolLimits(max_bytes=2 * GIB, max_seconds=3_600)
 VIDEO_DEADLINE = DeadlineBounds(default=900, min=30, max=3_600)
 
-# NOTE: For every tool except image-compress-api, the limits, deadlines and costs are estimates
-# and no engine implements the options yet, because those engines are not installed.
+# NOTE: For the PDF and video tools, the limits, deadlines and costs are estimates and no
+# engine implements their options yet.
 _TOOL_LIST: tuple[Tool, ...] = (
     _worker_tool(
         slug="html-to-pdf-api",
@@ -583,7 +657,7 @@ _TOOL_LIST: tuple[Tool, ...] = (
         output=PDF_OUTPUT,
         deadline_seconds=OFFICE_DEADLINE,
         cost_units=2,
-        options_model=OfficeToPdfOptions,
+        options_model=WordToPdfOptions,
     ),
     _worker_tool(
         slug="slides-to-pdf",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -62,6 +63,20 @@ class Settings(BaseSettings):
     image_engine_processes: int = Field(default=2, ge=1)
     """Pillow conversions one worker runs at once, each in its own process."""
 
+    libreoffice_path: str = "soffice"
+    """LibreOffice's ``soffice`` launcher, as a path or a command name on PATH."""
+    libreoffice_python: str = "/usr/bin/python3"
+    """Python that can import LibreOffice's ``uno`` module (Debian's python3-uno)."""
+    libreoffice_pool_size: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
+    """Warm LibreOffice processes per worker, each converting one document at a time."""
+    libreoffice_max_conversions: int = Field(default=100, ge=1)
+    """Conversions after which a LibreOffice process is replaced, to bound its memory."""
+    libreoffice_start_timeout_seconds: float = Field(default=60.0, gt=0)
+    libreoffice_conversion_timeout_seconds: float = Field(default=240.0, gt=0)
+    """Time limit of one conversion; the job's deadline applies as well."""
+    libreoffice_isolate_network: bool = True
+    """Run LibreOffice in an empty network namespace where the worker is allowed to."""
+
     @model_validator(mode="after")
     def _reject_unsafe_production_values(self) -> Settings:
         if self.environment is Environment.PRODUCTION:
@@ -92,6 +107,11 @@ class Settings(BaseSettings):
         if self.public_base_url:
             return self.public_base_url.rstrip("/")
         return f"http://{self.api_host}:{self.api_port}"
+
+    @property
+    def libreoffice_profile_dir(self) -> Path:
+        """Parent of the LibreOffice pools' user profiles."""
+        return self.data_dir / "libreoffice"
 
     def task_queue(self, lane: Lane) -> str:
         return f"{self.task_queue_prefix}-{lane.value}"

@@ -15,6 +15,8 @@ class JobErrorCode(enum.StrEnum):
     INPUT_CORRUPT = "input_corrupt"
     INPUT_ENCRYPTED = "input_encrypted"
     INPUT_TOO_LARGE = "input_too_large"
+    INVALID_OPTIONS = "invalid_options"
+    """The options do not fit this input, such as a page range beyond the last page."""
     DEADLINE_EXCEEDED = "deadline_exceeded"
     ENGINE_FAILED = "engine_failed"
     CANCELED = "canceled"
@@ -31,6 +33,7 @@ NON_RETRYABLE_CODES = frozenset(
         JobErrorCode.INPUT_CORRUPT,
         JobErrorCode.INPUT_ENCRYPTED,
         JobErrorCode.INPUT_TOO_LARGE,
+        JobErrorCode.INVALID_OPTIONS,
         JobErrorCode.CANCELED,
     }
 )

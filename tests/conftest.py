@@ -9,13 +9,14 @@ import sys
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
@@ -122,3 +123,19 @@ async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
     await env.shutdown()
     # Lets the SDK's bridge finish before the interpreter exits; exiting at once can abort it.
     await asyncio.sleep(0.1)
+
+
+async def wait_for_engine_pid(handle: WorkflowHandle[Any, Any], timeout: float = 30) -> int:
+    """Return the engine process id that the job's running conversion reports in heartbeats."""
+    client = handle._client
+    deadline = asyncio.get_running_loop().time() + timeout
+    while asyncio.get_running_loop().time() < deadline:
+        description = await handle.describe()
+        for pending in description.raw_description.pending_activities:
+            if pending.heartbeat_details.payloads:
+                details = await client.data_converter.decode(pending.heartbeat_details.payloads)
+                pid = details[-1].get("enginePid") if details else None
+                if pid:
+                    return int(pid)
+        await asyncio.sleep(0.05)
+    pytest.fail("the conversion never reported its engine process")

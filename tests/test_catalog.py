@@ -19,6 +19,7 @@ from app.catalog import (
     extension_matches,
     get_tool,
     list_tools,
+    parse_page_range,
     validate_options,
 )
 from app.config import Lane
@@ -138,7 +139,13 @@ def test_browser_tool_has_no_job_fields(slug: str) -> None:
 
 def test_only_tools_with_engines_accept_jobs() -> None:
     accepting = [tool.slug for tool in list_tools() if tool.api_jobs]
-    assert accepting == ["html-to-pdf-api", "image-compress-api"]
+    assert accepting == [
+        "html-to-pdf-api",
+        "word-to-pdf",
+        "slides-to-pdf",
+        "spreadsheet-to-pdf",
+        "image-compress-api",
+    ]
     assert image_tool().api_jobs_reason is None
 
     for tool in list_tools():
@@ -148,12 +155,12 @@ def test_only_tools_with_engines_accept_jobs() -> None:
 
 
 def test_missing_engine_reason_names_engine() -> None:
-    word = get_tool("word-to-pdf")
-    assert word is not None
-    assert word.engine not in ENGINES_AVAILABLE
-    assert word.browser_only is False
-    assert word.api_jobs_reason == (
-        "This tool's engine (LibreOffice) is not installed on the workers yet."
+    trim = get_tool("trim-video")
+    assert trim is not None
+    assert trim.engine not in ENGINES_AVAILABLE
+    assert trim.browser_only is False
+    assert trim.api_jobs_reason == (
+        "This tool's engine (FFmpeg) is not installed on the workers yet."
     )
 
 
@@ -441,3 +448,37 @@ def test_options_defaults_valid_for_every_tool(slug: str) -> None:
     assert model is not None
     dumped = model.model_dump(by_alias=True)
     assert list(dumped) == list(tool.public()["optionsSchema"]["properties"])
+
+
+# Office options
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("1", [(1, 1)]), ("1-3,5", [(1, 3), (5, 5)]), (" 2 - 4 , 7 ", [(2, 4), (7, 7)])],
+)
+def test_parse_page_range(text: str, expected: list[tuple[int, int]]) -> None:
+    assert parse_page_range(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "0", "3-1", "1,,2", "1-2-3", "a", "1-", "²", "100001"])
+def test_parse_page_range_rejects(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_page_range(text)
+
+
+def test_office_options_per_tool() -> None:
+    word = set(TOOLS["word-to-pdf"].options_schema()["properties"])
+    slides = set(TOOLS["slides-to-pdf"].options_schema()["properties"])
+    sheets = set(TOOLS["spreadsheet-to-pdf"].options_schema()["properties"])
+    assert slides == {"pageRange", "pdfA"}
+    assert word == slides | {"landscape"}
+    assert sheets == word | {"fitToWidth", "singlePageSheets"}
+
+
+def test_page_range_error_names_option() -> None:
+    model, errors = validate_options(TOOLS["word-to-pdf"], {"pageRange": "5-2"})
+    assert model is None
+    assert errors == [
+        FieldError(field="input.options.pageRange", message="the range '5-2' ends before it starts")
+    ]

@@ -33,6 +33,7 @@ from app.storage.local import LocalBlobStore
 from app.workflows import names
 from app.workflows.job import JobWorkflow
 from app.workflows.types import ConvertRequest, ConvertResult, JobParams
+from tests.conftest import wait_for_engine_pid
 from tests.images import gradient_png, noisy_png, slow_webp
 
 RETENTION_SECONDS = 24 * 3600
@@ -325,7 +326,7 @@ async def test_cancel_while_running_kills_engine(harness: Harness) -> None:
             deadline_seconds=300,
             options={"maxWidth": 6000},
         )
-        engine_pid = await _wait_for_engine_pid(handle)
+        engine_pid = await wait_for_engine_pid(handle)
         assert psutil.pid_exists(engine_pid)
         await handle.cancel()
         with pytest.raises(WorkflowFailureError) as failure:
@@ -384,21 +385,6 @@ def _is_running(pid: int) -> bool:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
-
-
-async def _wait_for_engine_pid(handle: WorkflowHandle[Any, Any], timeout: float = 30) -> int:
-    client = handle._client
-    deadline = asyncio.get_running_loop().time() + timeout
-    while asyncio.get_running_loop().time() < deadline:
-        description = await handle.describe()
-        for pending in description.raw_description.pending_activities:
-            if pending.heartbeat_details.payloads:
-                details = await client.data_converter.decode(pending.heartbeat_details.payloads)
-                pid = details[-1].get("enginePid") if details else None
-                if pid:
-                    return int(pid)
-        await asyncio.sleep(0.05)
-    pytest.fail("the conversion never reported its engine process")
 
 
 async def test_running_cap_keeps_extra_jobs_queued(harness: Harness) -> None:

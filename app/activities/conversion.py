@@ -15,7 +15,7 @@ from app.activities.errors import input_failure
 from app.activities.heartbeat import Progress, heartbeating
 from app.errors import InputError
 from app.storage.base import BlobStore
-from app.workflows.types import ConvertRequest
+from app.workflows.types import ConvertRequest, ConvertResult
 
 
 @dataclass
@@ -64,4 +64,22 @@ async def conversion_files(
             files.output_size = await store.put_from_path(request.output_object_key, files.target)
     activity.logger.info(
         "Conversion finished", extra={"job_id": request.job_id, "attempt": attempt}
+    )
+
+
+def pdf_result(
+    request: ConvertRequest, files: ConversionFiles, page_count: int, engine_version: str
+) -> ConvertResult:
+    """Build the result of a conversion that stored a PDF, with the metadata PDF tools report."""
+    return ConvertResult(
+        output_object_key=request.output_object_key,
+        file_name=request.output_file_name,
+        content_type="application/pdf",
+        size_bytes=files.output_size,
+        attempt=activity.info().attempt,
+        metadata={
+            "pageCount": page_count,
+            "bytes": files.output_size,
+            "engineVersion": engine_version,
+        },
     )

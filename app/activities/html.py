@@ -10,7 +10,7 @@ from typing import Any
 
 from temporalio import activity
 
-from app.activities.conversion import conversion_files
+from app.activities.conversion import conversion_files, pdf_result
 from app.catalog import HtmlToPdfOptions, get_tool
 from app.engines import html
 from app.engines.isolated import run_isolated
@@ -95,15 +95,4 @@ class HtmlActivities:
                 on_started=files.started,
             )
 
-        return ConvertResult(
-            output_object_key=request.output_object_key,
-            file_name=request.output_file_name,
-            content_type="application/pdf",
-            size_bytes=files.output_size,
-            attempt=activity.info().attempt,
-            metadata={
-                "pageCount": result.page_count,
-                "bytes": files.output_size,
-                "engineVersion": result.engine_version,
-            },
-        )
+        return pdf_result(request, files, result.page_count, result.engine_version)

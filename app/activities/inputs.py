@@ -9,7 +9,7 @@ from pathlib import Path
 from temporalio import activity
 
 from app.activities.errors import input_failure
-from app.engines import images
+from app.engines import images, office_formats
 from app.errors import InputError, JobErrorCode
 from app.storage.base import BlobStore
 from app.workflows import names
@@ -45,13 +45,21 @@ class InputActivities:
                 f"{request.declared_size_bytes}. Declare the exact size in input.sizeBytes.",
             )
         facts = InputFacts(content_type=request.declared_content_type, size_bytes=size)
-        if request.declared_content_type not in images.IMAGE_INPUT_TYPES:
+        declared = request.declared_content_type.lower()
+        is_image = declared in images.IMAGE_INPUT_TYPES
+        is_office = declared in office_formats.OFFICE_TYPES
+        if not is_image and not is_office:
             return facts
 
         self.work_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=self.work_dir, prefix=f"{request.job_id}-") as tmp:
             path = Path(tmp) / "input"
             await self.store.fetch_to_path(request.object_key, path)
+            if is_office:
+                document = await asyncio.to_thread(
+                    office_formats.identify_office_file, path, declared
+                )
+                return facts.model_copy(update={"content_type": document.content_type})
             image = await asyncio.to_thread(
                 images.inspect_image,
                 path,

@@ -10,6 +10,7 @@ OBJECT_EXISTS = "object_exists"
 DELETE_OBJECTS = "delete_objects"
 COMPRESS_IMAGE = "compress_image"
 RENDER_HTML = "render_html"
+CONVERT_OFFICE_TO_PDF = "convert_office_to_pdf"
 
 
 class Conversion(NamedTuple):
@@ -20,4 +21,7 @@ class Conversion(NamedTuple):
 CONVERSIONS: dict[str, Conversion] = {
     "image-compress-api": Conversion(INSPECT_INPUT, COMPRESS_IMAGE),
     "html-to-pdf-api": Conversion(INSPECT_INPUT, RENDER_HTML),
+    "word-to-pdf": Conversion(INSPECT_INPUT, CONVERT_OFFICE_TO_PDF),
+    "slides-to-pdf": Conversion(INSPECT_INPUT, CONVERT_OFFICE_TO_PDF),
+    "spreadsheet-to-pdf": Conversion(INSPECT_INPUT, CONVERT_OFFICE_TO_PDF),
 }

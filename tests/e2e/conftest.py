@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pymupdf
 import pytest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -170,3 +171,11 @@ async def run_file_job(
     response = await upload(http, job, payload)
     assert response.status_code == 200, response.text
     return await wait_for_job(http, account, job["id"])
+
+
+async def download_pdf(http: httpx.AsyncClient, account: Account, job_id: str) -> pymupdf.Document:
+    intent = (await http.post(f"/v1/jobs/{job_id}/download-intent", headers=account.headers)).json()
+    response = await http.get(intent["url"])
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/pdf"
+    return pymupdf.open(stream=response.content, filetype="pdf")

@@ -69,8 +69,9 @@ async def test_catalog_lists_every_tool(http: httpx.AsyncClient, account: Accoun
     image = tools["image-compress-api"]
     assert image["apiJobs"] is True
     assert image["optionsSchema"]["properties"]["quality"]["maximum"] == 95
-    assert tools["word-to-pdf"]["apiJobs"] is False
-    assert tools["word-to-pdf"]["apiJobsReason"]
+    assert tools["word-to-pdf"]["apiJobs"] is True
+    assert tools["trim-video"]["apiJobs"] is False
+    assert tools["trim-video"]["apiJobsReason"]
 
     one = await http.get("/v1/tools/image-compress-api", headers=account.headers)
     assert one.json() == image
@@ -88,12 +89,9 @@ async def test_unknown_and_unavailable_tools(http: httpx.AsyncClient, account: A
         "browser_only_tool",
     )
     assert "browser" in error["message"]
-    docx = image_body(
-        name="a.docx",
-        contentType="application/vnd.openxmlformats-officedocument.wordprocessingml.document",
-    )
-    error = assert_error(await post({**docx, "toolSlug": "word-to-pdf"}), 503, "tool_unavailable")
-    assert "LibreOffice" in error["message"]
+    video = image_body(name="a.mp4", contentType="video/mp4")
+    error = assert_error(await post({**video, "toolSlug": "trim-video"}), 503, "tool_unavailable")
+    assert "FFmpeg" in error["message"]
 
 
 async def test_malformed_bodies_are_invalid_payloads(

@@ -5,10 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-import pymupdf
 import pytest
 
-from tests.e2e.conftest import Account, upload, wait_for_job
+from tests.e2e.conftest import Account, download_pdf, upload, wait_for_job
 
 TWO_PAGES = """<!doctype html><html><head><title>Report</title>
 <style>h1 { break-after: page; } .box { display: inline-block; width: 45%; }</style></head>
@@ -24,14 +23,6 @@ async def create_html_job(
     assert response.status_code == 201, response.text
     job: dict[str, Any] = response.json()
     return job
-
-
-async def download_pdf(http: httpx.AsyncClient, account: Account, job_id: str) -> pymupdf.Document:
-    intent = (await http.post(f"/v1/jobs/{job_id}/download-intent", headers=account.headers)).json()
-    response = await http.get(intent["url"])
-    assert response.status_code == 200
-    assert response.headers["content-type"] == "application/pdf"
-    return pymupdf.open(stream=response.content, filetype="pdf")
 
 
 async def test_text_input_renders_pages(http: httpx.AsyncClient, account: Account) -> None:
