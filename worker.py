@@ -81,12 +81,16 @@ def build_workers(
         if not activities and not workflows:
             logger.info("Lane %s has no engines yet; not polling its task queue", lane.value)
             continue
+        # A documents worker takes only as many conversions as it has LibreOffice processes,
+        # so the rest wait in Temporal's queue where another worker can pick them up.
+        max_activities = settings.libreoffice_pool_size if lane is Lane.DOCUMENTS else None
         workers.append(
             Worker(
                 client,
                 task_queue=settings.task_queue(lane),
                 workflows=workflows,
                 activities=activities,
+                max_concurrent_activities=max_activities,
                 max_heartbeat_throttle_interval=timedelta(
                     seconds=settings.heartbeat_throttle_seconds
                 ),

@@ -157,6 +157,21 @@ async def test_ods_and_odp(
     assert "Presentation slide 3" in pages[2]
 
 
+async def test_office_fonts_replaced_by_metric_twins(
+    shared_pool: OfficePool, tmp_path: Path
+) -> None:
+    # Carlito and Caladea have the metrics of Calibri and Cambria, so line breaks stay put.
+    data = documents.make_docx_in_fonts(["Calibri", "Cambria", "Arial", "Times New Roman"])
+    job = _job(tmp_path, data, "writer", ".docx")
+    await shared_pool.convert(job)
+    with pymupdf.open(job.target) as document:
+        fonts = {font[3].split("+")[-1] for font in document[0].get_fonts()}
+    assert any(name.startswith("Carlito") for name in fonts), fonts
+    assert any(name.startswith("Caladea") for name in fonts), fonts
+    assert any(name.startswith("LiberationSans") for name in fonts), fonts
+    assert any(name.startswith("LiberationSerif") for name in fonts), fonts
+
+
 async def test_two_conversions_at_once(shared_pool: OfficePool, tmp_path: Path) -> None:
     jobs = []
     for number in (1, 2):

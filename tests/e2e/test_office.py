@@ -297,3 +297,32 @@ async def test_cancel_stops_office(
     assert not [path for path in work_dir.iterdir() if path.name.startswith(job["id"])]
     outputs = list((stack.dev.data_dir / "blobs").rglob(f"*{job['id']}*/output-*"))
     assert outputs == []
+
+
+async def test_deadline_stops_office(
+    http: httpx.AsyncClient, account: Account, temporal: Client
+) -> None:
+    # Laying out 6,000 pages takes LibreOffice about 15 s on a 2-vCPU VM, past the deadline.
+    data = documents.make_long_docx(pages=6_000)
+    job = await create_file_job(
+        http,
+        account,
+        data,
+        toolSlug="word-to-pdf",
+        name="huge.docx",
+        content_type=documents.DOCX_TYPE,
+        options={"pageRange": "1-1000"},
+        deadlineSeconds=10,
+        maxAttempts=1,
+    )
+    assert (await upload(http, job, data)).status_code == 200
+    group = await wait_for_engine_pid(temporal.get_workflow_handle(job["id"]))
+
+    finished = await wait_for_job(http, account, job["id"], timeout=60)
+    assert finished["status"] == "failed"
+    assert finished["error"]["code"] == "deadline_exceeded"
+    assert finished["output"] is None
+    deadline = asyncio.get_running_loop().time() + 5
+    while _group_alive(group):
+        assert asyncio.get_running_loop().time() < deadline, "LibreOffice outlived the deadline"
+        await asyncio.sleep(0.05)
