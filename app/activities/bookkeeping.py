@@ -62,6 +62,11 @@ class BookkeepingActivities:
             .where(col(Job.state_version) < change.state_version)
             .values(**values)
         )
+        if change.status in (JobStatus.FAILED, JobStatus.CANCELED):
+            # The refund is written first, so that a reader who sees the job failed or
+            # canceled also sees its refund. A repeated change cannot refund twice.
+            await self._refund(change)
+
         # Core statements on a plain connection: the ORM session adds nothing to one UPDATE.
         async with self.db.engine.begin() as connection:
             if change.claim_run_slot:
@@ -69,9 +74,6 @@ class BookkeepingActivities:
             result = await connection.execute(statement)
             if change.claim_run_slot and result.rowcount == 0:
                 return await self._already_applied(connection, change)
-
-        if change.status in (JobStatus.FAILED, JobStatus.CANCELED):
-            await self._refund(change)
         return True
 
     async def _below_run_cap(

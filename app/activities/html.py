@@ -58,6 +58,10 @@ def decode_html(data: bytes) -> str:
 
 
 def html_of_input(kind: str, data: bytes) -> str:
+    if kind == "text":
+        # The API stored input.text as UTF-8. HTML parsers read a NUL character as U+FFFD,
+        # so it is replaced here instead of failing the job as binary data.
+        return data.decode("utf-8").replace("\x00", "\ufffd")
     if kind != "json":
         return decode_html(data)
     try:

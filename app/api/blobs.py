@@ -79,6 +79,7 @@ async def upload(
         raise ApiError(
             "input_size_mismatch",
             f"The body has {length} bytes but the job declared {size}. Upload the exact file.",
+            {"declaredBytes": size, "receivedBytes": int(length) if length.isdigit() else length},
         )
     job = await session.get(Job, job_id)
     if job is not None and job.input_uploaded_at is not None:
@@ -103,6 +104,7 @@ async def upload(
             "input_size_mismatch",
             f"The body had {err.received} or more bytes but the job declared {size}. "
             "Upload the exact file.",
+            {"declaredBytes": size, "receivedBytes": err.received},
         ) from err
 
     job.input_uploaded_at = utcnow()

@@ -67,7 +67,10 @@ class PdfOptions:
             raise ValueError(
                 f"page_size must be one of {', '.join(PAGE_SIZES)}, got {self.page_size!r}"
             )
-        check_margin(self.margin, self.page_size)
+        try:
+            check_margin(self.margin, self.page_size)
+        except ValueError as err:
+            raise ValueError(f"margin {err}") from err
 
 
 @dataclass(frozen=True)

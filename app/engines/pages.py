@@ -40,11 +40,14 @@ _MARGIN_PATTERN = re.compile(
 
 
 def check_margin(margin: str, page_size: str) -> None:
-    """Raise ValueError unless ``margin`` is a CSS length that leaves room on ``page_size``."""
+    """Raise ValueError unless ``margin`` is a CSS length that leaves room on ``page_size``.
+
+    The message does not name the option, so callers can prefix the name they use for it.
+    """
     match = _MARGIN_PATTERN.fullmatch(margin)
     if match is None:
         raise ValueError(
-            f"margin must be a CSS length such as 20mm, 1in or 0, with a unit of "
+            f"must be a CSS length such as 20mm, 1in or 0, with a unit of "
             f"px, mm, cm, in, pt, pc, em or rem, got {margin!r}"
         )
     if match.group("unit") is None:
@@ -54,6 +57,6 @@ def check_margin(margin: str, page_size: str) -> None:
     shorter_side = min(_PAGE_SIZE_POINTS[page_size])
     if 2 * margin_points >= shorter_side:
         raise ValueError(
-            f"margin {margin} leaves no room for content on page size {page_size}, whose "
+            f"{margin} leaves no room for content on page size {page_size}, whose "
             f"shorter side is {shorter_side:.0f}pt. Use a margin below half of that."
         )

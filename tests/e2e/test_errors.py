@@ -257,11 +257,12 @@ async def test_upload_url_checks(http: httpx.AsyncClient, account: Account) -> N
         415,
         "input_type_mismatch",
     )
-    assert_error(
+    short = assert_error(
         await http.put(url, content=payload[:-1], headers=intent["headers"]),
         400,
         "input_size_mismatch",
     )
+    assert short["details"] == {"declaredBytes": len(payload), "receivedBytes": len(payload) - 1}
 
     stored = await upload(http, job, payload)
     assert stored.status_code == 200

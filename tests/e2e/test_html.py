@@ -43,6 +43,16 @@ async def test_text_input_renders_pages(http: httpx.AsyncClient, account: Accoun
     assert round(pdf[0].rect.width) == 595  # A4 portrait, in points
 
 
+async def test_text_with_nul_renders(http: httpx.AsyncClient, account: Account) -> None:
+    source = {"kind": "text", "text": "<p>Before\u0000after</p>", "name": "nul.html"}
+    job = await create_html_job(http, account, source)
+    finished = await wait_for_job(http, account, job["id"])
+    assert finished["status"] == "succeeded", finished["error"]
+    text = (await download_pdf(http, account, job["id"]))[0].get_text()
+    assert "Before" in text
+    assert "after" in text
+
+
 async def test_json_input_with_options(http: httpx.AsyncClient, account: Account) -> None:
     source = {"kind": "json", "json": {"html": "<p>Invoice 42</p>", "css": "p { color: red }"}}
     job = await create_html_job(
