@@ -18,6 +18,7 @@ from app.activities.html import HtmlActivities
 from app.activities.images import ImageActivities
 from app.activities.inputs import InputActivities
 from app.activities.office import OfficeActivities
+from app.activities.pdf import PdfActivities
 from app.config import Lane, Settings, get_settings
 from app.db.migrate import upgrade_database
 from app.db.session import Database
@@ -59,6 +60,7 @@ def build_workers(
     inputs = InputActivities(store, settings.work_dir)
     images = ImageActivities(store, settings.work_dir, settings.image_engine_processes)
     pages = HtmlActivities(store, settings.work_dir)
+    pdfs = PdfActivities(store, settings.work_dir)
     activities_by_lane: dict[Lane, list[Callable[..., Any]]] = {
         Lane.LIGHT: [
             bookkeeping.record_job_state,
@@ -67,6 +69,10 @@ def build_workers(
             inputs.inspect_input,
             images.compress_image,
             pages.render_html,
+            pdfs.pdf_to_images_zip,
+            pdfs.pdf_to_text,
+            pdfs.pdf_to_markdown,
+            pdfs.pdf_to_docx,
         ],
         Lane.DOCUMENTS: [],
         Lane.MEDIA: [],

@@ -45,9 +45,8 @@ ENGINE_NAMES: dict[str, str] = {
     "pillow": "Pillow",
     "weasyprint": "WeasyPrint",
     "libreoffice": "LibreOffice",
-    "poppler": "Poppler",
+    "pymupdf": "PyMuPDF",
     "pymupdf4llm": "PyMuPDF4LLM",
-    "pdf2docx": "pdf2docx",
     "ffmpeg": "FFmpeg",
 }
 """Display name of each engine id, as used in ``apiJobsReason``."""
@@ -55,7 +54,7 @@ ENGINE_NAMES: dict[str, str] = {
 
 def _installed_engines() -> frozenset[str]:
     settings = get_settings()
-    engines = {"pillow", "weasyprint"}
+    engines = {"pillow", "weasyprint", "pymupdf", "pymupdf4llm"}
     if office_missing_reason(settings.libreoffice_path, settings.libreoffice_python) is None:
         engines.add("libreoffice")
     return frozenset(engines)
@@ -321,27 +320,58 @@ def parse_page_range(text: str) -> list[tuple[int, int]]:
     return ranges
 
 
-class OfficeToPdfOptions(ToolOptions):
-    """Options of slides-to-pdf, also taken by word-to-pdf and spreadsheet-to-pdf."""
+def normalize_page_ranges(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Sort the ranges and merge those that overlap or touch, so that each page appears once."""
+    merged: list[tuple[int, int]] = []
+    for first, last in sorted(ranges):
+        if merged and first <= merged[-1][1] + 1:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], last))
+        else:
+            merged.append((first, last))
+    return merged
+
+
+def format_page_ranges(ranges: list[tuple[int, int]]) -> str:
+    """Write ranges in the form that ``parse_page_range`` reads, such as ``1-3,5``."""
+    return ",".join(str(first) if first == last else f"{first}-{last}" for first, last in ranges)
+
+
+class PageRangeOptions(ToolOptions):
+    """Options that select pages of the input."""
 
     page_range: str | None = Field(
         default=None,
         max_length=200,
         description="Pages to convert, such as 1-3,5, counting from 1; null converts every "
-        "page. Pages past the end are skipped; a range with no existing page fails the job "
-        "with invalid_options.",
+        "page. Each page is converted once, in document order. Pages past the end are "
+        "skipped; a range with no existing page fails the job with invalid_options.",
         json_schema_extra={"pattern": r"^\s*\d+\s*(-\s*\d+\s*)?(,\s*\d+\s*(-\s*\d+\s*)?)*$"},
     )
-    pdf_a: bool = Field(default=False, description="Produce a PDF/A-2b file for archiving.")
 
     @model_validator(mode="after")
-    def _check_page_range(self) -> OfficeToPdfOptions:
+    def _check_page_range(self) -> PageRangeOptions:
         if self.page_range is not None:
             try:
                 parse_page_range(self.page_range)
             except ValueError as err:
                 raise _option_conflict("pageRange", str(err)) from err
         return self
+
+    def page_ranges(self) -> list[tuple[int, int]] | None:
+        """Return the selected (first, last) page pairs, sorted and merged, or None for all.
+
+        Pages are converted once each and in document order, whatever the order and
+        overlaps in ``pageRange``, as print dialogs treat a page range.
+        """
+        if self.page_range is None:
+            return None
+        return normalize_page_ranges(parse_page_range(self.page_range))
+
+
+class OfficeToPdfOptions(PageRangeOptions):
+    """Options of slides-to-pdf, also taken by word-to-pdf and spreadsheet-to-pdf."""
+
+    pdf_a: bool = Field(default=False, description="Produce a PDF/A-2b file for archiving.")
 
 
 class WordToPdfOptions(OfficeToPdfOptions):
@@ -374,51 +404,20 @@ class SpreadsheetToPdfOptions(WordToPdfOptions):
         return self
 
 
-class PageRangeOptions(ToolOptions):
-    """Options that select a range of pages of the input PDF."""
-
-    first_page: int | None = Field(
-        default=None, ge=1, le=100_000, description="First page to convert, counting from 1."
-    )
-    last_page: int | None = Field(
-        default=None,
-        ge=1,
-        le=100_000,
-        description="Last page to convert, or null for the last page of the document.",
-    )
-
-    @model_validator(mode="after")
-    def _check_page_order(self) -> PageRangeOptions:
-        first_page = self.first_page if self.first_page is not None else 1
-        if self.last_page is not None and self.last_page < first_page:
-            raise _option_conflict(
-                "lastPage",
-                f"must be greater than or equal to firstPage, which is {first_page} "
-                f"(got {self.last_page})",
-            )
-        return self
-
-
 class PdfToImagesOptions(PageRangeOptions):
-    """Options of pdf-to-images-zip. The ZIP file contains one image per page."""
+    """Options of pdf-to-images-zip. The ZIP file contains one PNG image per page."""
 
-    dpi: int = Field(default=150, ge=36, le=600, description="Resolution of each page image.")
-    format: Literal["png", "jpeg"] = Field(default="png", description="Image format of the pages.")
+    dpi: int = Field(
+        default=150, ge=72, le=300, description="Resolution of each page image, in dots per inch."
+    )
 
 
 class PdfToTextOptions(PageRangeOptions):
     """Options of pdf-to-text."""
 
-    layout: bool = Field(
-        default=False,
-        description="Keep the physical layout of the page, such as columns, with spaces.",
-    )
-
 
 class PdfToMarkdownOptions(PageRangeOptions):
     """Options of pdf-to-markdown."""
-
-    page_breaks: bool = Field(default=False, description="Insert a horizontal rule between pages.")
 
 
 class PdfToDocxOptions(PageRangeOptions):
@@ -626,8 +625,8 @@ PDF_DEADLINE = DeadlineBounds(default=300, min=10, max=900)
 VIDEO_LIMITS = ToolLimits(max_bytes=2 * GIB, max_seconds=3_600)
 VIDEO_DEADLINE = DeadlineBounds(default=900, min=30, max=3_600)
 
-# NOTE: For the PDF and video tools, the limits, deadlines and costs are estimates and no
-# engine implements their options yet.
+# NOTE: For the video tools, the limits, deadlines and costs are estimates and no engine
+# implements their options yet.
 _TOOL_LIST: tuple[Tool, ...] = (
     _worker_tool(
         slug="html-to-pdf-api",
@@ -692,10 +691,10 @@ _TOOL_LIST: tuple[Tool, ...] = (
     _worker_tool(
         slug="pdf-to-images-zip",
         title="PDF to images",
-        description="Render each page of a PDF to a PNG or JPEG image, packed in a ZIP file.",
+        description="Render each page of a PDF to a PNG image, packed in a ZIP file.",
         category="pdf",
         lane=Lane.LIGHT,
-        engine="poppler",
+        engine="pymupdf",
         input_kinds=FILE_INPUT,
         accepted_types=PDF_TYPES,
         limits=ToolLimits(max_bytes=200 * MIB, max_pages=500),
@@ -707,10 +706,10 @@ _TOOL_LIST: tuple[Tool, ...] = (
     _worker_tool(
         slug="pdf-to-text",
         title="PDF to text",
-        description="Extract the text of a PDF to a plain-text file.",
+        description="Extract the text of a PDF to a plain-text file, without OCR.",
         category="pdf",
         lane=Lane.LIGHT,
-        engine="poppler",
+        engine="pymupdf",
         input_kinds=FILE_INPUT,
         accepted_types=PDF_TYPES,
         limits=ToolLimits(max_bytes=200 * MIB, max_pages=2_000),
@@ -737,10 +736,11 @@ _TOOL_LIST: tuple[Tool, ...] = (
     _worker_tool(
         slug="pdf-to-docx",
         title="PDF to Word",
-        description="Convert a PDF to an editable DOCX document.",
+        description="Convert the text of a PDF to a DOCX document, with headings kept; "
+        "images, tables and layout are not carried over.",
         category="pdf",
-        lane=Lane.DOCUMENTS,
-        engine="pdf2docx",
+        lane=Lane.LIGHT,
+        engine="pymupdf",
         input_kinds=FILE_INPUT,
         accepted_types=PDF_TYPES,
         limits=ToolLimits(max_bytes=100 * MIB, max_pages=500),

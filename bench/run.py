@@ -12,7 +12,7 @@ import os
 import subprocess
 import sys
 
-from bench import images, office
+from bench import images, office, pdf
 from bench.service import running_stack
 
 
@@ -40,6 +40,10 @@ def main() -> int:
             print("Office documents, Temporal dev server with its state in memory:")
             with running_stack(temporal_in_memory=True) as (url, key):
                 asyncio.run(office.measure(url, key, args.office_runs))
+        if args.only in (None, "pdf"):
+            print("PDF tools, Temporal dev server with its state in memory:")
+            with running_stack(temporal_in_memory=True) as (url, key):
+                asyncio.run(pdf.measure(url, key, args.pdf_runs))
     except (subprocess.CalledProcessError, RuntimeError) as err:
         print(f"benchmark failed: {err}", file=sys.stderr)
         return 1

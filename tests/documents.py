@@ -13,6 +13,7 @@ import msoffcrypto.format.ooxml
 import openpyxl
 import pptx
 from docx.enum.text import WD_BREAK
+from docx.oxml.ns import qn
 
 DOCX_TYPE = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 PPTX_TYPE = "application/vnd.openxmlformats-officedocument.presentationml.presentation"
@@ -34,6 +35,20 @@ def make_docx(pages: int = 3, marker: str = "Worklane") -> bytes:
         paragraph = document.add_paragraph(f"{marker} text on page {page}.")
         if page < pages:
             paragraph.add_run().add_break(WD_BREAK.PAGE)
+    return _saved(document)
+
+
+def make_docx_with_filename_field() -> bytes:
+    """A DOCX whose only paragraph is a FILENAME field that prints the file's full path."""
+    document = docx.Document()
+    paragraph = document.add_paragraph("Path: ")
+    field = paragraph._p.makeelement(qn("w:fldSimple"), {qn("w:instr"): "FILENAME \\p"})
+    run = field.makeelement(qn("w:r"), {})
+    text = run.makeelement(qn("w:t"), {})
+    text.text = "placeholder"
+    run.append(text)
+    field.append(run)
+    paragraph._p.append(field)
     return _saved(document)
 
 

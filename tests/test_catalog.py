@@ -144,6 +144,10 @@ def test_only_tools_with_engines_accept_jobs() -> None:
         "word-to-pdf",
         "slides-to-pdf",
         "spreadsheet-to-pdf",
+        "pdf-to-images-zip",
+        "pdf-to-text",
+        "pdf-to-markdown",
+        "pdf-to-docx",
         "image-compress-api",
     ]
     assert image_tool().api_jobs_reason is None
@@ -173,7 +177,7 @@ def test_worker_lanes() -> None:
         "pdf-to-images-zip": Lane.LIGHT,
         "pdf-to-text": Lane.LIGHT,
         "pdf-to-markdown": Lane.LIGHT,
-        "pdf-to-docx": Lane.DOCUMENTS,
+        "pdf-to-docx": Lane.LIGHT,
         "image-compress-api": Lane.LIGHT,
         "trim-video": Lane.MEDIA,
         "compress-video": Lane.MEDIA,
@@ -423,10 +427,10 @@ def test_options_trim_end_before_start() -> None:
 def test_options_page_range_order() -> None:
     pdf_to_text = TOOLS["pdf-to-text"]
 
-    _, errors = validate_options(pdf_to_text, {"firstPage": 5, "lastPage": 2})
-    assert [error.field for error in errors] == ["input.options.lastPage"]
+    _, errors = validate_options(pdf_to_text, {"pageRange": "5-2"})
+    assert [error.field for error in errors] == ["input.options.pageRange"]
 
-    _, errors = validate_options(pdf_to_text, {"firstPage": 2, "lastPage": 2})
+    _, errors = validate_options(pdf_to_text, {"pageRange": "2-2"})
     assert errors == []
 
 

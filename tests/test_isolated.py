@@ -13,7 +13,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -78,6 +78,13 @@ def sleep_for(seconds: float) -> None:
 # Helpers
 
 
+def report_in_steps(steps: int, report_progress: Callable[[float], None]) -> int:
+    for step in range(1, steps + 1):
+        time.sleep(0.3)
+        report_progress(step / steps)
+    return steps
+
+
 def engine_children() -> list[psutil.Process]:
     """Return the engine processes: children of the fork server started by this process.
 
@@ -135,6 +142,14 @@ async def test_run_isolated_concurrent_calls() -> None:
     results = await asyncio.gather(*(run_isolated(add, n, n) for n in range(6)))
 
     assert results == [0, 2, 4, 6, 8, 10]
+
+
+async def test_run_isolated_reports_progress() -> None:
+    seen: list[float] = []
+    assert await run_isolated(report_in_steps, 4, on_progress=seen.append) == 4
+    assert seen
+    assert seen == sorted(seen)
+    assert 0 < seen[0] < 1
 
 
 async def test_run_isolated_reraises_input_error() -> None:

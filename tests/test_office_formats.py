@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import zipfile
 from pathlib import Path
 
 import pytest
 
+from app.engines import office_formats
 from app.engines.office_formats import (
     CSV,
     DOCX,
@@ -91,6 +93,20 @@ def test_encrypted_xlsx(tmp_path: Path) -> None:
 def test_encrypted_odt(tmp_path: Path) -> None:
     error = _error(_write(tmp_path, documents.make_encrypted_odt()), ODT)
     assert error.code is JobErrorCode.INPUT_ENCRYPTED
+
+
+def test_compression_bomb_rejected(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(office_formats, "MAX_UNPACKED_BYTES", 1024 * 1024)
+    path = tmp_path / "input"
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        source = zipfile.ZipFile(io.BytesIO(documents.make_docx()))
+        for item in source.infolist():
+            archive.writestr(item.filename, source.read(item.filename))
+        archive.writestr("word/padding.xml", b" " * (2 * 1024 * 1024))
+    assert path.stat().st_size < 100_000
+    error = _error(path, DOCX)
+    assert error.code is JobErrorCode.INPUT_TOO_LARGE
+    assert "1 MiB" in error.message
 
 
 def test_csv_not_utf8_corrupt(tmp_path: Path) -> None:

@@ -135,6 +135,39 @@ async def test_csv_utf8(shared_pool: OfficePool, tmp_path: Path) -> None:
     assert "café 3" in text
 
 
+async def test_csv_cells_kept_as_text(shared_pool: OfficePool, tmp_path: Path) -> None:
+    data = b'formula,zeros,id\n=1+1,007,12345678901234567890\n"=INFO(""system"")",0.50,x\n'
+    job = _job(
+        tmp_path,
+        data,
+        "calc",
+        ".csv",
+        import_filter=CSV_IMPORT_FILTER,
+        import_options=CSV_IMPORT_OPTIONS,
+    )
+    await shared_pool.convert(job)
+    text = "".join(_pdf_pages(job.target))
+    assert "=1+1" in text
+    assert "007" in text
+    assert "12345678901234567890" in text
+    assert '=INFO("system")' in text
+    assert "0.50" in text
+    assert "Linux" not in text
+
+
+async def test_page_range_duplicates_checked_before_export(
+    shared_pool: OfficePool, tmp_path: Path
+) -> None:
+    job = _job(
+        tmp_path, documents.make_docx(pages=3), "writer", ".docx", page_range="1-3", max_pages=2
+    )
+    with pytest.raises(InputError) as caught:
+        await shared_pool.convert(job)
+    assert caught.value.code is JobErrorCode.INPUT_TOO_LARGE
+    assert "3 pages are selected" in caught.value.message
+    assert not job.target.exists()
+
+
 async def test_odt(shared_pool: OfficePool, tmp_path: Path) -> None:
     job = _job(tmp_path, documents.make_odt(marker="Open"), "writer", ".odt")
     await shared_pool.convert(job)

@@ -38,7 +38,12 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-PRELOADED_MODULES = ["app.engines.images", "app.engines.html", "app.engines.isolated"]
+PRELOADED_MODULES = [
+    "app.engines.images",
+    "app.engines.html",
+    "app.engines.pdf",
+    "app.engines.isolated",
+]
 """Modules that the fork server imports once, so that each child starts with them loaded.
 
 This module is included because the child's entry point lives here. Without it each
@@ -51,6 +56,8 @@ _EXIT_TIMEOUT_SECONDS = 5.0
 
 _JOIN_TIMEOUT_SECONDS = 5.0
 """Time to wait for a child to be reported dead after SIGKILL."""
+
+_PROGRESS_INTERVAL_SECONDS = 0.5
 
 _context_lock = threading.Lock()
 _context: ForkServerContext | None = None
@@ -84,26 +91,51 @@ async def start_forkserver() -> None:
         await asyncio.to_thread(_start_forkserver_blocking)
 
 
+class ProgressReporter:
+    """Fraction of the work done, from 0 to 1, that a child sets and its parent reads.
+
+    It is a double in shared memory, so reporting costs the child no system call.
+    """
+
+    def __init__(self, context: ForkServerContext) -> None:
+        self._value = context.Value("d", 0.0, lock=False)
+
+    def __call__(self, fraction: float) -> None:
+        self._value.value = min(max(fraction, 0.0), 1.0)
+
+    @property
+    def fraction(self) -> float:
+        return float(self._value.value)
+
+
 async def run_isolated(
     func: Callable[..., T],
     /,
     *args: Any,
     on_started: Callable[[int], None] | None = None,
+    on_progress: Callable[[float], None] | None = None,
     **kwargs: Any,
 ) -> T:
     """Run ``func(*args, **kwargs)`` in a child process and return its result.
 
     ``func``, the arguments and the result must be picklable, so ``func`` must be a
     module-level function. ``on_started`` is called with the child's pid once the child
-    runs. An exception that ``func`` raises is raised again here, without the child's
-    traceback object but with its text as a note. Raises EngineCrashed when the child
-    exits without a result. If the awaiting task is canceled, the child is killed with
-    SIGKILL before CancelledError propagates.
+    runs. With ``on_progress``, ``func`` also receives a ``report_progress`` keyword
+    argument to call with the fraction done, and ``on_progress`` is called with that
+    fraction about twice a second. An exception that ``func`` raises is raised again here,
+    without the child's traceback object but with its text as a note. Raises EngineCrashed
+    when the child exits without a result. If the awaiting task is canceled, the child is
+    killed with SIGKILL before CancelledError propagates.
     """
     await start_forkserver()
     context = _get_context()
     result_reader, result_writer = context.Pipe(duplex=False)
+    reporter = None
+    if on_progress is not None:
+        reporter = ProgressReporter(context)
+        kwargs = {**kwargs, "report_progress": reporter}
     started = False
+    watcher: asyncio.Task[None] | None = None
     try:
         process = context.Process(
             target=_run_in_child,
@@ -121,6 +153,8 @@ async def run_isolated(
         logger.debug("Started engine process %d for %s", pid, process.name)
         if on_started is not None:
             on_started(pid)
+        if on_progress is not None and reporter is not None:
+            watcher = asyncio.create_task(_watch_progress(reporter, on_progress))
 
         payload = await _receive_payload(process, result_reader)
         await _wait_for_exit(process)
@@ -132,10 +166,21 @@ async def run_isolated(
             logger.info("Killing engine process %s because its task was canceled", process.pid)
         raise
     finally:
+        if watcher is not None:
+            watcher.cancel()
         if started:
             _reap(process)
         result_writer.close()
         result_reader.close()
+
+
+async def _watch_progress(reporter: ProgressReporter, on_progress: Callable[[float], None]) -> None:
+    last = -1.0
+    while True:
+        await asyncio.sleep(_PROGRESS_INTERVAL_SECONDS)
+        if reporter.fraction != last:
+            last = reporter.fraction
+            on_progress(last)
 
 
 def _get_context() -> ForkServerContext:

@@ -74,8 +74,9 @@ class OfficeJob:
     max_pages: int | None = None
 
     def message(self) -> dict[str, Any]:
+        # The source is not resolved: it may be a link whose path LibreOffice should show.
         return {
-            "input": str(self.source.resolve()),
+            "input": str(self.source.absolute()),
             "output": str(self.target.resolve()),
             "kind": self.kind,
             "importFilter": self.import_filter,

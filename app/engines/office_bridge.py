@@ -231,6 +231,40 @@ def count_pages(document: Any, kind: str) -> int | None:
     return None
 
 
+def selected_pages(page_range: str, pages: int) -> int:
+    """Count the pages of ``page_range`` (sorted, non-overlapping ranges) that exist."""
+    selected = 0
+    for part in page_range.split(","):
+        first, _, last = part.partition("-")
+        selected += max(0, min(int(last or first), pages) - int(first) + 1)
+    return selected
+
+
+def check_page_count(request: dict[str, Any], pages: int | None, kind: str) -> None:
+    """Reject a selection with no page, or more pages than the tool's limit, before export.
+
+    Spreadsheets have no page count before their export, so the worker checks the PDF.
+    """
+    if pages is None:
+        return
+    unit = "slides" if kind == "impress" else "pages"
+    page_range = request.get("pageRange")
+    selected = selected_pages(page_range, pages) if page_range else pages
+    if selected == 0:
+        raise ConversionError(
+            "invalid_options",
+            f"pageRange {page_range} selects none of the document's {pages} {unit}. "
+            f"Choose {unit} that exist.",
+        )
+    max_pages = request.get("maxPages")
+    if max_pages and selected > max_pages:
+        raise ConversionError(
+            "input_too_large",
+            f"{selected} {unit} are selected; this tool converts at most {max_pages}. "
+            "Convert a part of the document with the pageRange option.",
+        )
+
+
 class Bridge:
     def __init__(self, desktop: Any) -> None:
         self.desktop = desktop
@@ -253,7 +287,7 @@ class Bridge:
 
         try:
             document = self.desktop.loadComponentFromURL(
-                source.resolve().as_uri(), "_blank", 0, properties(**load)
+                source.absolute().as_uri(), "_blank", 0, properties(**load)
             )
         except Exception as err:
             if is_disconnect(err):
@@ -301,14 +335,7 @@ class Bridge:
         if request.get("singlePageSheets"):
             filter_data["SinglePageSheets"] = True
 
-        max_pages = request.get("maxPages")
-        pages = count_pages(document, kind)
-        if max_pages and pages is not None and not request.get("pageRange") and pages > max_pages:
-            raise ConversionError(
-                "input_too_large",
-                f"The document has {pages} pages; this tool converts at most {max_pages}. "
-                "Convert a part of it with the pageRange option.",
-            )
+        check_page_count(request, count_pages(document, kind), kind)
 
         store = {
             "FilterName": PDF_FILTERS[DOCUMENT_KINDS[kind]],
@@ -321,16 +348,15 @@ class Bridge:
             # LibreOffice 7.4 fails the export with an IOException when PageRange selects no
             # existing page.
             if request.get("pageRange") and isinstance(err, UnoIOException):
-                size = f"; the document has {pages} pages" if pages is not None else ""
                 raise ConversionError(
                     "invalid_options",
-                    f"pageRange {request['pageRange']} selects no page of the document{size}. "
+                    f"pageRange {request['pageRange']} selects no page of the document. "
                     "Choose pages that exist.",
                 ) from err
             raise
         if not target.exists() or target.stat().st_size == 0:
             raise ConversionError("engine_failed", "LibreOffice finished without writing a PDF.")
-        return {"ok": True, "pages": pages, "kind": kind}
+        return {"ok": True, "kind": kind}
 
 
 def load_failure(detector: PasswordDetector) -> ConversionError:

@@ -1,16 +1,17 @@
 """Identify an Office document from its bytes: format, and whether a password protects it.
 
 The check runs before LibreOffice opens the file, so that a document of the wrong kind or an
-encrypted one fails at once with a precise error code. It reads only small parts of the file:
-the ZIP directory and one manifest for OOXML and ODF, the compound-file directory for the
-legacy binary formats and for encrypted OOXML, the first bytes for RTF, and a streaming UTF-8
-check for CSV.
+encrypted one fails at once with a precise error code. For OOXML and ODF it reads the ZIP
+directory and one manifest, then decompresses every part to count the unpacked bytes. For the
+legacy binary formats and encrypted OOXML it reads the compound-file directory, for RTF the
+first bytes, and for CSV the whole file as a streaming UTF-8 check.
 """
 
 from __future__ import annotations
 
 import codecs
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +36,14 @@ OFFICE_TYPES = frozenset({DOCX, XLSX, PPTX, ODT, ODS, ODP, DOC, XLS, PPT, RTF, "
 
 _CFB_SIGNATURE = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 _MAX_MANIFEST_BYTES = 1024 * 1024
+_READ_CHUNK_BYTES = 1024 * 1024
+
+MAX_UNPACKED_BYTES = 256 * 1024 * 1024
+"""Largest total size of an OOXML or ODF package's parts once decompressed.
+
+A document whose XML unpacks to more keeps LibreOffice busy for minutes and gigabytes, and a
+small file that unpacks to that much is a compression bomb.
+"""
 
 # Content type of each OOXML main document part, with its macro-enabled and template variants.
 _OOXML_MAIN_PARTS: dict[str, str] = {
@@ -108,18 +117,41 @@ def _identify_zip(path: Path) -> str:
         with zipfile.ZipFile(path) as archive:
             names = set(archive.namelist())
             if "mimetype" in names:
-                return _identify_odf(archive)
-            if "[Content_Types].xml" in names:
-                return _identify_ooxml(archive)
-    except (zipfile.BadZipFile, OSError, EOFError) as err:
+                content_type = _identify_odf(archive)
+            elif "[Content_Types].xml" in names:
+                content_type = _identify_ooxml(archive)
+            else:
+                raise InputError(
+                    JobErrorCode.INPUT_TYPE_MISMATCH,
+                    "The file is a ZIP archive, not an Office document: it has neither the "
+                    "[Content_Types].xml of OOXML nor the mimetype entry of OpenDocument. "
+                    "Upload the document itself, not an archive that contains it.",
+                )
+            _check_unpacked_size(archive)
+            return content_type
+    except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as err:
         raise InputError(
             JobErrorCode.INPUT_CORRUPT,
             "The document is a damaged ZIP archive. Save it again in your office suite.",
         ) from err
-    raise InputError(
-        JobErrorCode.INPUT_TYPE_MISMATCH,
-        "The file is a ZIP archive but not an OOXML or OpenDocument file.",
-    )
+
+
+def _check_unpacked_size(archive: zipfile.ZipFile) -> None:
+    """Decompress every part, counting bytes, and stop at MAX_UNPACKED_BYTES.
+
+    The sizes in the ZIP directory are not trusted, because a crafted file can understate them.
+    """
+    total = 0
+    for info in archive.infolist():
+        with archive.open(info) as member:
+            while chunk := member.read(_READ_CHUNK_BYTES):
+                total += len(chunk)
+                if total > MAX_UNPACKED_BYTES:
+                    raise InputError(
+                        JobErrorCode.INPUT_TOO_LARGE,
+                        f"The document unpacks to more than {MAX_UNPACKED_BYTES // (1024 * 1024)}"
+                        " MiB, the limit for office documents. Split it into smaller documents.",
+                    )
 
 
 def _read_member(archive: zipfile.ZipFile, name: str) -> bytes:
@@ -174,7 +206,8 @@ def _check_csv(path: Path) -> None:
             if b"\x00" in chunk:
                 raise InputError(
                     JobErrorCode.INPUT_TYPE_MISMATCH,
-                    "The file was declared as text/csv but contains binary data.",
+                    "The CSV file contains NUL bytes, so it is binary data or UTF-16 text. "
+                    "Save it as UTF-8 text.",
                 )
             try:
                 decoder.decode(chunk)

@@ -11,6 +11,10 @@ DELETE_OBJECTS = "delete_objects"
 COMPRESS_IMAGE = "compress_image"
 RENDER_HTML = "render_html"
 CONVERT_OFFICE_TO_PDF = "convert_office_to_pdf"
+PDF_TO_IMAGES_ZIP = "pdf_to_images_zip"
+PDF_TO_TEXT = "pdf_to_text"
+PDF_TO_MARKDOWN = "pdf_to_markdown"
+PDF_TO_DOCX = "pdf_to_docx"
 
 
 class Conversion(NamedTuple):
@@ -24,4 +28,8 @@ CONVERSIONS: dict[str, Conversion] = {
     "word-to-pdf": Conversion(INSPECT_INPUT, CONVERT_OFFICE_TO_PDF),
     "slides-to-pdf": Conversion(INSPECT_INPUT, CONVERT_OFFICE_TO_PDF),
     "spreadsheet-to-pdf": Conversion(INSPECT_INPUT, CONVERT_OFFICE_TO_PDF),
+    "pdf-to-images-zip": Conversion(INSPECT_INPUT, PDF_TO_IMAGES_ZIP),
+    "pdf-to-text": Conversion(INSPECT_INPUT, PDF_TO_TEXT),
+    "pdf-to-markdown": Conversion(INSPECT_INPUT, PDF_TO_MARKDOWN),
+    "pdf-to-docx": Conversion(INSPECT_INPUT, PDF_TO_DOCX),
 }

@@ -123,6 +123,29 @@ async def test_document_to_pdf(
     assert text in "".join(pdf[number].get_text() for number in range(pdf.page_count))
 
 
+async def test_csv_named_and_kept_as_text(http: httpx.AsyncClient, account: Account) -> None:
+    data = b"code,amount\n007,=1+1\n"
+    job = await _convert(http, account, "spreadsheet-to-pdf", data, "orders.csv", CSV_TYPE)
+    assert job["status"] == "succeeded", job["error"]
+    pdf = await download_pdf(http, account, job["id"])
+    text = pdf[0].get_text()
+    assert "orders" in text
+    assert "007" in text
+    assert "=1+1" in text
+
+
+async def test_filename_field_hides_data_dir(
+    stack: Stack, http: httpx.AsyncClient, account: Account
+) -> None:
+    data = documents.make_docx_with_filename_field()
+    job = await _convert(http, account, "word-to-pdf", data, "report.docx", documents.DOCX_TYPE)
+    assert job["status"] == "succeeded", job["error"]
+    text = (await download_pdf(http, account, job["id"]))[0].get_text()
+    assert "report.docx" in text
+    assert str(stack.dev.data_dir.resolve()) not in text
+    assert "worklane-" in text
+
+
 async def test_page_range_and_landscape(http: httpx.AsyncClient, account: Account) -> None:
     data = documents.make_docx(pages=4, marker="Chapter")
     job = await _convert(
