@@ -21,7 +21,10 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=21, help="jobs per image latency median")
     parser.add_argument("--jobs", type=int, default=200, help="jobs in the throughput run")
     parser.add_argument("--office-runs", type=int, default=11, help="jobs per office median")
-    parser.add_argument("--only", choices=["images", "office"], help="run one part instead of both")
+    parser.add_argument("--pdf-runs", type=int, default=7, help="jobs per PDF tool median")
+    parser.add_argument(
+        "--only", choices=["images", "office", "pdf"], help="run one part instead of all"
+    )
     args = parser.parse_args()
 
     print(

@@ -50,7 +50,10 @@ async def upload(client: httpx.AsyncClient, job: dict[str, Any], payload: bytes)
 
 
 async def wait_succeeded(
-    client: httpx.AsyncClient, headers: dict[str, str], job_id: str
+    client: httpx.AsyncClient,
+    headers: dict[str, str],
+    job_id: str,
+    poll_seconds: float = POLL_SECONDS,
 ) -> dict[str, Any]:
     while True:
         response = await client.get(f"/v1/jobs/{job_id}", headers=headers)
@@ -59,7 +62,7 @@ async def wait_succeeded(
             return job
         if job["status"] in ("failed", "canceled"):
             raise RuntimeError(f"job {job_id} ended {job['status']}: {job['error']}")
-        await asyncio.sleep(POLL_SECONDS)
+        await asyncio.sleep(poll_seconds)
 
 
 async def download(client: httpx.AsyncClient, headers: dict[str, str], job_id: str) -> bytes:
