@@ -960,6 +960,8 @@ def _describe_allowed(schema: dict[str, Any]) -> str:
         bounds = _describe_range(schema)
         return f"{noun} {bounds}" if bounds else noun
     if schema_type == "string":
+        if "maxLength" in schema:
+            return f"a string of at most {schema['maxLength']} characters"
         return "a string"
     return "a valid value"
 

@@ -63,6 +63,13 @@ def scanned_pdf(pages: int = 2) -> bytes:
     return bytes(document.tobytes())
 
 
+def blank_pdf(pages: int) -> bytes:
+    document = pymupdf.open()
+    for _ in range(pages):
+        document.new_page()
+    return bytes(document.tobytes())
+
+
 def encrypted_pdf(user_password: str = "secret") -> bytes:
     document = pymupdf.open(stream=text_pdf(1))
     return bytes(

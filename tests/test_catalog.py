@@ -480,6 +480,12 @@ def test_office_options_per_tool() -> None:
     assert sheets == word | {"fitToWidth", "singlePageSheets"}
 
 
+def test_long_page_range_message_names_limit() -> None:
+    _, errors = validate_options(TOOLS["pdf-to-text"], {"pageRange": "1," * 150})
+    assert [error.field for error in errors] == ["input.options.pageRange"]
+    assert "at most 200 characters" in errors[0].message
+
+
 def test_page_range_error_names_option() -> None:
     model, errors = validate_options(TOOLS["word-to-pdf"], {"pageRange": "5-2"})
     assert model is None

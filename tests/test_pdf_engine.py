@@ -65,6 +65,14 @@ def test_images_zip_pixel_guard(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     assert not (tmp_path / "output.zip").exists()
 
 
+def test_images_zip_guard_at_lowest_dpi(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pdf, "MAX_PAGE_PIXELS", 100_000)
+    with pytest.raises(InputError) as caught:
+        _run(pdf.pdf_to_images_zip, tmp_path, pdfs.text_pdf(1), ".zip", dpi=72)
+    assert "lower dpi" not in caught.value.message
+    assert "pageRange" in caught.value.message
+
+
 def test_images_zip_total_guard(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(pdf, "MAX_TOTAL_PIXELS", 3_000_000)
     with pytest.raises(InputError) as caught:
@@ -121,8 +129,11 @@ def test_markdown_headings_and_table(tmp_path: Path) -> None:
     assert metadata["tables"] == 1
     assert metadata["pagesWithoutText"] == [2]
     assert metadata["grade"] == "fair"
-    assert metadata["gradeReasons"] == ["page 2 has no text layer"]
+    assert metadata["gradeReasons"][0] == "page 2 has no text layer"
+    assert "pages 3" in metadata["gradeReasons"][1]
+    assert metadata["pagesWithLostText"] == [3]
     assert len(metadata["charactersPerPage"]) == 4
+    assert metadata["charactersPerPage"][1] == 0
 
 
 def test_markdown_grade_poor_for_scans(tmp_path: Path) -> None:
@@ -183,11 +194,34 @@ def test_truncated_pdf_repaired(tmp_path: Path) -> None:
     assert "Repaired chapter 2" in target.read_text(encoding="utf-8")
 
 
-@pytest.mark.parametrize("data", [b"not a pdf at all", b"%PDF-1.7\n" + bytes(200), b""])
+@pytest.mark.parametrize(
+    "data",
+    [b"not a pdf at all", b"%PDF-1.7\n" + bytes(200), b"", pdfs.text_pdf(1)[:200]],
+)
 def test_unreadable_file_corrupt(tmp_path: Path, data: bytes) -> None:
     with pytest.raises(InputError) as caught:
         _run(pdf.pdf_to_text, tmp_path, data, ".txt")
     assert caught.value.code is JobErrorCode.INPUT_CORRUPT
+
+
+@pytest.mark.parametrize(
+    ("data", "detected"),
+    [
+        (b"<!doctype html><html><body>not a PDF</body></html>", "text/html"),
+        (b"\x89PNG\r\n\x1a\n" + bytes(64), "image/png"),
+    ],
+)
+def test_other_format_mismatch(tmp_path: Path, data: bytes, detected: str) -> None:
+    with pytest.raises(InputError) as caught:
+        _run(pdf.pdf_to_text, tmp_path, data, ".txt")
+    assert caught.value.code is JobErrorCode.INPUT_TYPE_MISMATCH
+    assert detected in caught.value.message
+
+
+def test_blank_pages_have_no_text_layer(tmp_path: Path) -> None:
+    metadata, _ = _run(pdf.pdf_to_text, tmp_path, pdfs.blank_pdf(2), ".txt")
+    assert metadata["textLayer"] == "none"
+    assert metadata["blankPages"] == [1, 2]
 
 
 def test_page_limit(tmp_path: Path) -> None:

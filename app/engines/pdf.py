@@ -21,6 +21,7 @@ import pymupdf
 import pymupdf4llm
 from pymupdf4llm.helpers.pymupdf_rag import IdentifyHeaders
 
+from app.engines.sniff import sniff_content_type
 from app.errors import InputError, JobErrorCode
 
 # pymupdf4llm 2.0 turns on its layout model when it is installed, which PyMuPDF 2.0 does. The
@@ -34,9 +35,13 @@ MAX_PAGE_PIXELS = 50_000_000
 """Largest page image, in pixels: about 200 MB of RGBA while it is encoded."""
 MAX_TOTAL_PIXELS = 1_000_000_000
 """Largest sum of all page images of one job, in pixels."""
+MIN_DPI = 72
+"""Lowest resolution that pdf-to-images-zip accepts."""
 
 # Characters that XML 1.0 forbids, which python-docx rejects: C0 controls other than tab,
 # line feed and carriage return, lone surrogates, and U+FFFE and U+FFFF.
+_HEADER_SEARCH_BYTES = 1024
+
 _XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
@@ -69,19 +74,21 @@ def open_pdf(
     page raises ``invalid_options``. More than ``max_pages`` selected pages raise
     ``input_too_large``.
     """
+    _check_pdf_header(path)
     try:
         document = pymupdf.open(path, filetype="pdf")
+        if document.needs_pass and not document.authenticate(""):
+            raise InputError(
+                JobErrorCode.INPUT_ENCRYPTED,
+                "The PDF needs a password to open. Remove the password and upload it again.",
+            )
+        page_count = document.page_count
     except (pymupdf.FileDataError, RuntimeError, ValueError) as err:
         raise InputError(
             JobErrorCode.INPUT_CORRUPT,
-            "The file is not a PDF, or it is too damaged to repair. Upload the PDF again.",
+            "The PDF is too damaged to repair. Upload the PDF again.",
         ) from err
-    if document.needs_pass and not document.authenticate(""):
-        raise InputError(
-            JobErrorCode.INPUT_ENCRYPTED,
-            "The PDF needs a password to open. Remove the password and upload it again.",
-        )
-    if document.page_count == 0:
+    if page_count == 0:
         raise InputError(JobErrorCode.INPUT_CORRUPT, "The PDF has no pages.")
 
     pages = _select_pages(document.page_count, page_ranges)
@@ -92,6 +99,28 @@ def open_pdf(
             "Select fewer pages with the pageRange option.",
         )
     return OpenedPdf(document, pages, bool(document.is_repaired))
+
+
+def _check_pdf_header(path: Path) -> None:
+    """Reject a file without the ``%PDF-`` header, which PyMuPDF would open as its real format.
+
+    PDF readers accept bytes before the header, so the first kilobyte is searched.
+    """
+    with path.open("rb") as file:
+        head = file.read(_HEADER_SEARCH_BYTES)
+    if b"%PDF-" in head:
+        return
+    detected = sniff_content_type(head)
+    if detected is not None:
+        raise InputError(
+            JobErrorCode.INPUT_TYPE_MISMATCH,
+            f"The file was declared as application/pdf but its bytes are {detected}. "
+            "Upload a PDF, or use the tool for that type.",
+        )
+    raise InputError(
+        JobErrorCode.INPUT_CORRUPT,
+        "The file is not a PDF: it has no %PDF- header. Upload the PDF itself.",
+    )
 
 
 def _select_pages(page_count: int, page_ranges: list[tuple[int, int]] | None) -> list[int]:
@@ -158,10 +187,13 @@ def _check_pixels(sizes: list[tuple[int, int]], pages: list[int], dpi: int) -> N
     total = 0
     for (width, height), number in zip(sizes, pages, strict=True):
         if width * height > MAX_PAGE_PIXELS:
+            remedy = (
+                "Choose a lower dpi." if dpi > MIN_DPI else "Leave this page out with pageRange."
+            )
             raise InputError(
                 JobErrorCode.INPUT_TOO_LARGE,
                 f"Page {number + 1} would be {width}x{height} pixels at {dpi} dpi, over the "
-                f"limit of {MAX_PAGE_PIXELS:,} pixels per page. Choose a lower dpi.",
+                f"limit of {MAX_PAGE_PIXELS:,} pixels per page. {remedy}",
             )
         total += width * height
     if total > MAX_TOTAL_PIXELS:
@@ -199,6 +231,8 @@ class TextLayerSurvey:
     @property
     def text_layer(self) -> str:
         with_content = self.page_count - len(self.blank)
+        if with_content == 0:
+            return "none"
         if not self.without_text:
             return "full"
         if len(self.without_text) >= with_content:
@@ -259,7 +293,9 @@ def pdf_to_markdown(
     """Write the selected pages as Markdown to ``target``, with a grade of how well it went.
 
     NOTE: pymupdf4llm 2.0 leaves out text that runs vertically as displayed, such as the
-    text of a page rotated by 90 degrees; pdf-to-text keeps it.
+    text of a page rotated by 90 degrees, which pdf-to-text keeps. Such pages are listed in
+    ``pagesWithLostText`` and lower the grade. It can also take a heading that sits just
+    above a ruled table for the table's header row.
     """
     opened = open_pdf(source, page_ranges, max_pages)
     survey = TextLayerSurvey(len(opened.pages))
@@ -267,36 +303,49 @@ def pdf_to_markdown(
     # and shared by the page-by-page conversion, which then costs what one call would.
     headers = IdentifyHeaders(opened.document, pages=opened.pages)
     chunks: list[str] = []
+    lost_text: list[int] = []
     for number, page in _each_page(opened, report_progress):
-        survey.add(number, page, page.get_text("text"))
-        chunks.append(
-            pymupdf4llm.to_markdown(
-                opened.document,
-                pages=[number - 1],
-                hdr_info=headers,
-                show_progress=False,
-                ignore_images=True,
-            )
-        )
-    markdown = "\n\n".join(chunk.strip() for chunk in chunks if chunk.strip()) + "\n"
+        text = page.get_text("text")
+        survey.add(number, page, text)
+        chunk = pymupdf4llm.to_markdown(
+            opened.document,
+            pages=[number - 1],
+            hdr_info=headers,
+            show_progress=False,
+            ignore_images=True,
+        ).strip()
+        chunks.append(chunk)
+        if _lost_most_text(text, chunk):
+            lost_text.append(number)
+    markdown = "\n\n".join(chunk for chunk in chunks if chunk) + "\n"
     target.write_text(markdown, encoding="utf-8")
 
     headings = len(_MARKDOWN_HEADING.findall(markdown))
     tables = len(_MARKDOWN_TABLE_RULE.findall(markdown))
-    grade, reasons = _grade_markdown(survey, headings)
+    grade, reasons = _grade_markdown(survey, headings, lost_text)
     return {
         **opened.base_metadata(),
         **survey.metadata(),
         "engine": "pymupdf4llm plain mode",
         "headings": headings,
         "tables": tables,
-        "charactersPerPage": survey.characters,
+        "pagesWithLostText": lost_text,
+        "charactersPerPage": [len(chunk) for chunk in chunks],
         "grade": grade,
         "gradeReasons": reasons,
     }
 
 
-def _grade_markdown(survey: TextLayerSurvey, headings: int) -> tuple[str, list[str]]:
+def _lost_most_text(text: str, markdown: str) -> bool:
+    """Tell whether the Markdown of a page kept less than half of its text layer's letters."""
+    letters = sum(char.isalnum() for char in text)
+    kept = sum(char.isalnum() for char in markdown)
+    return letters >= 20 and kept < letters / 2
+
+
+def _grade_markdown(
+    survey: TextLayerSurvey, headings: int, lost_text: list[int]
+) -> tuple[str, list[str]]:
     """Grade the result ``good``, ``fair`` or ``poor``, with the reasons that lowered it."""
     reasons: list[str] = []
     share = len(survey.without_text) / survey.page_count
@@ -312,6 +361,11 @@ def _grade_markdown(survey: TextLayerSurvey, headings: int) -> tuple[str, list[s
         reasons.append(f"page {survey.without_text[0]} has no text layer")
     elif survey.without_text:
         reasons.append(f"pages {_list_pages(survey.without_text)} have no text layer")
+    if lost_text:
+        reasons.append(
+            f"the Markdown lost most of the text of pages {_list_pages(lost_text)}, such as "
+            "vertical or rotated text; pdf-to-text keeps it"
+        )
     if headings == 0 and survey.page_count > 1:
         reasons.append("no headings were detected, so the structure is flat")
     return ("fair" if reasons else "good"), reasons

@@ -91,6 +91,8 @@ async def test_docx_text_only(http: httpx.AsyncClient, account: Account) -> None
     [
         (pdfs.encrypted_pdf(), "input_encrypted"),
         (b"%PDF-1.4 this is not really a PDF" + bytes(100), "input_corrupt"),
+        (pdfs.text_pdf(1)[:200], "input_corrupt"),
+        (b"<!doctype html><html><body>not a PDF</body></html>", "input_type_mismatch"),
     ],
 )
 async def test_bad_pdfs_fail(
