@@ -19,11 +19,13 @@ from app.activities.images import ImageActivities
 from app.activities.inputs import InputActivities
 from app.activities.office import OfficeActivities
 from app.activities.pdf import PdfActivities
+from app.activities.video import VideoActivities
 from app.config import Lane, Settings, get_settings
 from app.db.migrate import upgrade_database
 from app.db.session import Database
 from app.engines.isolated import start_forkserver
 from app.engines.office import OfficePool, OfficeSettings, office_missing_reason
+from app.engines.video import find_ffmpeg
 from app.storage import create_store
 from app.temporal import connect
 from app.workflows.job import JobWorkflow
@@ -80,6 +82,17 @@ def build_workers(
     if office_pool is not None:
         office = OfficeActivities(store, settings.work_dir, office_pool)
         activities_by_lane[Lane.DOCUMENTS].append(office.convert_office_to_pdf)
+    ffmpeg = find_ffmpeg(settings.ffmpeg_path)
+    if ffmpeg is None:
+        logger.warning("Video conversions are off on this worker: ffmpeg not found")
+    else:
+        videos = VideoActivities(store, settings.work_dir, ffmpeg, settings.video_engine_processes)
+        activities_by_lane[Lane.MEDIA] += [
+            videos.trim_video,
+            videos.compress_video,
+            videos.video_to_gif,
+            videos.mute_video,
+        ]
     workers = []
     for lane in lanes:
         activities = activities_by_lane[lane]
@@ -87,9 +100,12 @@ def build_workers(
         if not activities and not workflows:
             logger.info("Lane %s has no engines yet; not polling its task queue", lane.value)
             continue
-        # A documents worker takes only as many conversions as it has LibreOffice processes,
-        # so the rest wait in Temporal's queue where another worker can pick them up.
-        max_activities = settings.libreoffice_pool_size if lane is Lane.DOCUMENTS else None
+        # Documents and media workers take only as many conversions as they run engine
+        # processes, so the rest wait in Temporal's queue where another worker can take them.
+        max_activities = {
+            Lane.DOCUMENTS: settings.libreoffice_pool_size,
+            Lane.MEDIA: settings.video_engine_processes,
+        }.get(lane)
         workers.append(
             Worker(
                 client,

@@ -22,6 +22,7 @@ from pydantic_core import ErrorDetails, PydanticCustomError
 from app.config import Lane, get_settings
 from app.engines.office import office_missing_reason
 from app.engines.pages import check_margin
+from app.engines.video import find_ffmpeg
 
 MIB = 1024 * 1024
 GIB = 1024 * MIB
@@ -55,6 +56,8 @@ ENGINE_NAMES: dict[str, str] = {
 def _installed_engines() -> frozenset[str]:
     settings = get_settings()
     engines = {"pillow", "weasyprint", "pymupdf", "pymupdf4llm"}
+    if find_ffmpeg(settings.ffmpeg_path) is not None:
+        engines.add("ffmpeg")
     if office_missing_reason(settings.libreoffice_path, settings.libreoffice_python) is None:
         engines.add("libreoffice")
     return frozenset(engines)
@@ -117,7 +120,7 @@ class ToolLimits(CamelModel):
     max_bytes: int = Field(gt=0)
     """Maximum input size in bytes."""
     max_pixels: int | None = Field(default=None, gt=0)
-    """Maximum width times height of an input image."""
+    """Maximum width times height of an input image or video frame."""
     max_pages: int | None = Field(default=None, gt=0)
     """Maximum pages in the input PDF, or in the produced PDF when the tool creates one."""
     max_seconds: int | None = Field(default=None, gt=0)
@@ -441,62 +444,100 @@ class ImageCompressOptions(ToolOptions):
 
 
 class TrimVideoOptions(ToolOptions):
-    """Options of trim-video."""
+    """Options of trim-video. Give end or duration, or neither to keep the rest of the video."""
 
-    start_seconds: float = Field(
-        default=0, ge=0, le=86_400, allow_inf_nan=False, description="Start of the kept part."
+    start: float = Field(
+        default=0,
+        ge=0,
+        le=86_400,
+        allow_inf_nan=False,
+        description="Start of the kept part, in seconds.",
     )
-    end_seconds: float | None = Field(
+    end: float | None = Field(
         default=None,
         gt=0,
         le=86_400,
         allow_inf_nan=False,
-        description="End of the kept part, or null for the end of the video.",
+        description="End of the kept part, in seconds; past the end of the video means its end.",
+    )
+    duration: float | None = Field(
+        default=None,
+        gt=0,
+        le=86_400,
+        allow_inf_nan=False,
+        description="Length of the kept part, in seconds, instead of end.",
+    )
+    mode: Literal["accurate", "fast"] = Field(
+        default="accurate",
+        description="accurate re-encodes for cuts exact to the frame; fast copies the streams "
+        "without re-encoding, so the cut starts at the keyframe at or before start.",
     )
 
     @model_validator(mode="after")
     def _check_time_order(self) -> TrimVideoOptions:
-        if self.end_seconds is not None and self.end_seconds <= self.start_seconds:
+        if self.end is not None and self.duration is not None:
+            raise _option_conflict("duration", "cannot be combined with end; give one of them")
+        if self.end is not None and self.end <= self.start:
             raise _option_conflict(
-                "endSeconds",
-                f"must be greater than startSeconds, which is {self.start_seconds:g} "
-                f"(got {self.end_seconds:g})",
+                "end", f"must be greater than start, which is {self.start:g} (got {self.end:g})"
             )
         return self
 
 
 class CompressVideoOptions(ToolOptions):
-    """Options of compress-video, which re-encodes the video as H.264."""
+    """Options of compress-video, which re-encodes the video as H.264 with AAC audio in MP4.
+
+    The video is scaled down, keeping its aspect ratio, until it fits maxWidth and maxHeight,
+    and never scaled up. Odd widths and heights are rounded down to even ones.
+    """
 
     crf: int = Field(
         default=28,
         ge=18,
-        le=40,
+        le=35,
         description="H.264 constant rate factor: higher values give smaller, lower-quality files.",
     )
-    max_height: int | None = Field(
-        default=None,
-        ge=144,
-        le=2160,
-        description="Maximum output height in pixels. The video is never scaled up.",
+    preset: Literal[
+        "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower"
+    ] = Field(
+        default="veryfast",
+        description="x264 speed preset: slower presets give smaller files at the same quality.",
     )
+    max_width: int | None = Field(
+        default=None, ge=16, le=7680, description="Maximum output width in pixels."
+    )
+    max_height: int | None = Field(
+        default=None, ge=16, le=4320, description="Maximum output height in pixels."
+    )
+
+
+MAX_GIF_SECONDS = 30
+"""Longest clip that video-to-gif turns into a GIF."""
 
 
 class VideoToGifOptions(ToolOptions):
-    """Options of video-to-gif."""
+    """Options of video-to-gif, which builds a palette from the clip for good colour."""
 
+    start: float = Field(
+        default=0,
+        ge=0,
+        le=86_400,
+        allow_inf_nan=False,
+        description="Start of the clip, in seconds.",
+    )
+    duration: float = Field(
+        default=5,
+        gt=0,
+        le=MAX_GIF_SECONDS,
+        allow_inf_nan=False,
+        description="Length of the clip, in seconds; it ends earlier if the video does.",
+    )
     fps: int = Field(default=10, ge=1, le=30, description="Frames per second of the GIF.")
     width: int = Field(
         default=480,
         ge=32,
         le=1280,
         description="Width of the GIF in pixels. The height keeps the aspect ratio.",
-    )
-    start_seconds: float = Field(
-        default=0, ge=0, le=86_400, allow_inf_nan=False, description="Start of the clip."
-    )
-    duration_seconds: float = Field(
-        default=5, gt=0, le=60, allow_inf_nan=False, description="Length of the clip."
     )
 
 
@@ -622,11 +663,9 @@ MP4_OUTPUT = ToolOutput(content_type="video/mp4", extension=".mp4")
 OFFICE_LIMITS = ToolLimits(max_bytes=100 * MIB, max_pages=1_000)
 OFFICE_DEADLINE = DeadlineBounds(default=180, min=10, max=900)
 PDF_DEADLINE = DeadlineBounds(default=300, min=10, max=900)
-VIDEO_LIMITS = ToolLimits(max_bytes=2 * GIB, max_seconds=3_600)
+VIDEO_LIMITS = ToolLimits(max_bytes=2 * GIB, max_pixels=3840 * 2160, max_seconds=3_600)
 VIDEO_DEADLINE = DeadlineBounds(default=900, min=30, max=3_600)
 
-# NOTE: For the video tools, the limits, deadlines and costs are estimates and no engine
-# implements their options yet.
 _TOOL_LIST: tuple[Tool, ...] = (
     _worker_tool(
         slug="html-to-pdf-api",

@@ -77,6 +77,11 @@ class Settings(BaseSettings):
     libreoffice_isolate_network: bool = True
     """Run LibreOffice in an empty network namespace where the worker is allowed to."""
 
+    ffmpeg_path: str = ""
+    """ffmpeg to run, as a path or a command name; empty means the one imageio-ffmpeg ships."""
+    video_engine_processes: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
+    """ffmpeg runs one worker starts at once on the media lane."""
+
     @model_validator(mode="after")
     def _reject_unsafe_production_values(self) -> Settings:
         if self.environment is Environment.PRODUCTION:

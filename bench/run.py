@@ -12,7 +12,7 @@ import os
 import subprocess
 import sys
 
-from bench import images, office, pdf
+from bench import images, office, pdf, video
 from bench.service import running_stack
 
 
@@ -22,8 +22,9 @@ def main() -> int:
     parser.add_argument("--jobs", type=int, default=200, help="jobs in the throughput run")
     parser.add_argument("--office-runs", type=int, default=11, help="jobs per office median")
     parser.add_argument("--pdf-runs", type=int, default=7, help="jobs per PDF tool median")
+    parser.add_argument("--video-runs", type=int, default=5, help="jobs per video tool median")
     parser.add_argument(
-        "--only", choices=["images", "office", "pdf"], help="run one part instead of all"
+        "--only", choices=["images", "office", "pdf", "video"], help="run one part instead of all"
     )
     args = parser.parse_args()
 
@@ -47,6 +48,10 @@ def main() -> int:
             print("PDF tools, Temporal dev server with its state in memory:")
             with running_stack(temporal_in_memory=True) as (url, key):
                 asyncio.run(pdf.measure(url, key, args.pdf_runs))
+        if args.only in (None, "video"):
+            print("Video tools, Temporal dev server with its state in memory:")
+            with running_stack(temporal_in_memory=True) as (url, key):
+                asyncio.run(video.measure(url, key, args.video_runs))
     except (subprocess.CalledProcessError, RuntimeError) as err:
         print(f"benchmark failed: {err}", file=sys.stderr)
         return 1

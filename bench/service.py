@@ -26,7 +26,10 @@ class FileInput:
 
 
 async def create_job(
-    client: httpx.AsyncClient, headers: dict[str, str], source: FileInput
+    client: httpx.AsyncClient,
+    headers: dict[str, str],
+    source: FileInput,
+    options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     body = {
         "toolSlug": source.tool,
@@ -35,6 +38,7 @@ async def create_job(
             "name": source.name,
             "contentType": source.content_type,
             "sizeBytes": len(source.payload),
+            "options": options or {},
         },
     }
     response = await client.post("/v1/jobs", json=body, headers=headers)

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from app import catalog
 from app.catalog import (
     ENGINES_AVAILABLE,
     TOOLS,
@@ -149,6 +150,10 @@ def test_only_tools_with_engines_accept_jobs() -> None:
         "pdf-to-markdown",
         "pdf-to-docx",
         "image-compress-api",
+        "trim-video",
+        "compress-video",
+        "video-to-gif",
+        "mute-video",
     ]
     assert image_tool().api_jobs_reason is None
 
@@ -158,11 +163,25 @@ def test_only_tools_with_engines_accept_jobs() -> None:
         assert tool.api_jobs_reason, tool.slug
 
 
-def test_missing_engine_reason_names_engine() -> None:
-    trim = get_tool("trim-video")
-    assert trim is not None
-    assert trim.engine not in ENGINES_AVAILABLE
-    assert trim.browser_only is False
+def test_missing_engine_reason_names_engine(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert "ffmpeg" in ENGINES_AVAILABLE
+    monkeypatch.setattr(catalog, "ENGINES_AVAILABLE", frozenset({"pillow"}))
+    trim = catalog._worker_tool(
+        slug="trim-video",
+        title="Trim video",
+        description="Cut a video.",
+        category="video",
+        lane=Lane.MEDIA,
+        engine="ffmpeg",
+        input_kinds=catalog.FILE_INPUT,
+        accepted_types=catalog.VIDEO_TYPES,
+        limits=catalog.VIDEO_LIMITS,
+        output=catalog.MP4_OUTPUT,
+        deadline_seconds=catalog.VIDEO_DEADLINE,
+        cost_units=3,
+        options_model=None,
+    )
+    assert trim.api_jobs is False
     assert trim.api_jobs_reason == (
         "This tool's engine (FFmpeg) is not installed on the workers yet."
     )
@@ -414,14 +433,22 @@ def test_options_tool_without_options() -> None:
 def test_options_trim_end_before_start() -> None:
     trim = TOOLS["trim-video"]
 
-    _, errors = validate_options(trim, {"startSeconds": 10, "endSeconds": 4})
-    assert [error.field for error in errors] == ["input.options.endSeconds"]
-    assert "greater than startSeconds" in errors[0].message
+    _, errors = validate_options(trim, {"start": 10, "end": 4})
+    assert [error.field for error in errors] == ["input.options.end"]
+    assert "greater than start" in errors[0].message
 
-    model, errors = validate_options(trim, {"startSeconds": 1.5, "endSeconds": 4})
+    model, errors = validate_options(trim, {"start": 1.5, "end": 4})
     assert errors == []
     assert model is not None
-    assert model.model_dump(by_alias=True) == {"startSeconds": 1.5, "endSeconds": 4.0}
+    assert model.model_dump(by_alias=True) == {
+        "start": 1.5,
+        "end": 4.0,
+        "duration": None,
+        "mode": "accurate",
+    }
+
+    _, errors = validate_options(trim, {"end": 4, "duration": 2})
+    assert [error.field for error in errors] == ["input.options.duration"]
 
 
 def test_options_page_range_order() -> None:

@@ -8,6 +8,7 @@ import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from temporalio import activity
 
@@ -16,6 +17,9 @@ from app.activities.heartbeat import Progress, heartbeating
 from app.errors import InputError
 from app.storage.base import BlobStore
 from app.workflows.types import ConvertRequest, ConvertResult
+
+_ENGINE_START_PERCENT = 10
+_ENGINE_PERCENT_SPAN = 80
 
 
 @dataclass
@@ -30,6 +34,14 @@ class ConversionFiles:
         """Report the engine process at once, so that operators and tests can see it."""
         self.progress.engine_pid = pid
         self.progress.beat()
+
+    def engine_progress(self, fraction: float) -> None:
+        """Set the job's progress from the engine's fraction done.
+
+        The engine's share runs from 10 to 90 %: fetching the input comes before it, and
+        checking and storing the output after it.
+        """
+        self.progress.percent = _ENGINE_START_PERCENT + int(_ENGINE_PERCENT_SPAN * fraction)
 
 
 @contextlib.asynccontextmanager
@@ -67,19 +79,23 @@ async def conversion_files(
     )
 
 
+def file_result(
+    request: ConvertRequest, files: ConversionFiles, content_type: str, metadata: dict[str, Any]
+) -> ConvertResult:
+    """Build the result of a conversion that stored its output, with ``bytes`` in the metadata."""
+    return ConvertResult(
+        output_object_key=request.output_object_key,
+        file_name=request.output_file_name,
+        content_type=content_type,
+        size_bytes=files.output_size,
+        attempt=activity.info().attempt,
+        metadata={**metadata, "bytes": files.output_size},
+    )
+
+
 def pdf_result(
     request: ConvertRequest, files: ConversionFiles, page_count: int, engine_version: str
 ) -> ConvertResult:
     """Build the result of a conversion that stored a PDF, with the metadata PDF tools report."""
-    return ConvertResult(
-        output_object_key=request.output_object_key,
-        file_name=request.output_file_name,
-        content_type="application/pdf",
-        size_bytes=files.output_size,
-        attempt=activity.info().attempt,
-        metadata={
-            "pageCount": page_count,
-            "bytes": files.output_size,
-            "engineVersion": engine_version,
-        },
-    )
+    metadata = {"pageCount": page_count, "engineVersion": engine_version}
+    return file_result(request, files, "application/pdf", metadata)

@@ -10,6 +10,7 @@ from temporalio import activity
 
 from app.activities.errors import input_failure
 from app.engines import images, office_formats
+from app.engines.sniff import SNIFF_BYTES, sniff_content_type
 from app.errors import InputError, JobErrorCode
 from app.storage.base import BlobStore
 from app.workflows import names
@@ -17,6 +18,15 @@ from app.workflows.types import InputFacts, InspectRequest
 
 # Pixel limit used when a tool sets none: about 200 MB of RGBA once decoded.
 DEFAULT_MAX_PIXELS = 50_000_000
+
+# Container that each video content type must have, as sniffing reports it. MP4 and QuickTime
+# are one container format (ISO base media), told apart only by a brand, so either is taken
+# for the other.
+VIDEO_CONTAINERS: dict[str, frozenset[str]] = {
+    "video/mp4": frozenset({"video/mp4", "video/quicktime"}),
+    "video/quicktime": frozenset({"video/mp4", "video/quicktime"}),
+    "video/webm": frozenset({"video/webm"}),
+}
 
 
 class InputActivities:
@@ -30,6 +40,21 @@ class InputActivities:
             return await self._inspect(request)
         except InputError as err:
             raise input_failure(err) from err
+
+    async def _check_video_container(self, object_key: str, declared: str) -> None:
+        head = b""
+        async for chunk in self.store.read_stream(object_key):
+            head += chunk
+            if len(head) >= SNIFF_BYTES:
+                break
+        detected = sniff_content_type(head[:SNIFF_BYTES])
+        if detected not in VIDEO_CONTAINERS[declared]:
+            raise InputError(
+                JobErrorCode.INPUT_TYPE_MISMATCH,
+                f"The file was declared as {declared} but its bytes are "
+                f"{detected or 'not a known video container'}. Upload an MP4, MOV or WebM "
+                "video and declare its real type.",
+            )
 
     async def _inspect(self, request: InspectRequest) -> InputFacts:
         size = await self.store.size(request.object_key)
@@ -46,6 +71,9 @@ class InputActivities:
             )
         facts = InputFacts(content_type=request.declared_content_type, size_bytes=size)
         declared = request.declared_content_type.lower()
+        if declared in VIDEO_CONTAINERS:
+            await self._check_video_container(request.object_key, declared)
+            return facts
         is_image = declared in images.IMAGE_INPUT_TYPES
         is_office = declared in office_formats.OFFICE_TYPES
         if not is_image and not is_office:

@@ -8,25 +8,13 @@ from typing import Any
 
 from temporalio import activity
 
-from app.activities.conversion import ConversionFiles, conversion_files
+from app.activities.conversion import conversion_files, file_result
 from app.catalog import PageRangeOptions, PdfToImagesOptions, get_tool
 from app.engines import pdf
 from app.engines.isolated import run_isolated
 from app.storage.base import BlobStore
 from app.workflows import names
 from app.workflows.types import ConvertRequest, ConvertResult
-
-# Share of the job's progress that the engine's pages cover; fetching the input and storing
-# the output take the 10 % on either side.
-_ENGINE_START_PERCENT = 10
-_ENGINE_PERCENT_SPAN = 80
-
-
-def _tracker(files: ConversionFiles) -> Callable[[float], None]:
-    def track(fraction: float) -> None:
-        files.progress.percent = _ENGINE_START_PERCENT + int(_ENGINE_PERCENT_SPAN * fraction)
-
-    return track
 
 
 class PdfActivities:
@@ -53,18 +41,11 @@ class PdfActivities:
                 page_ranges=options.page_ranges(),
                 max_pages=max_pages,
                 on_started=files.started,
-                on_progress=_tracker(files),
+                on_progress=files.engine_progress,
                 **engine_options,
             )
 
-        return ConvertResult(
-            output_object_key=request.output_object_key,
-            file_name=request.output_file_name,
-            content_type=content_type,
-            size_bytes=files.output_size,
-            attempt=activity.info().attempt,
-            metadata={**metadata, "bytes": files.output_size},
-        )
+        return file_result(request, files, content_type, metadata)
 
     @activity.defn(name=names.PDF_TO_IMAGES_ZIP)
     async def pdf_to_images_zip(self, request: ConvertRequest) -> ConvertResult:

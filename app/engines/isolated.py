@@ -42,6 +42,7 @@ PRELOADED_MODULES = [
     "app.engines.images",
     "app.engines.html",
     "app.engines.pdf",
+    "app.engines.video",
     "app.engines.isolated",
 ]
 """Modules that the fork server imports once, so that each child starts with them loaded.

@@ -15,6 +15,10 @@ PDF_TO_IMAGES_ZIP = "pdf_to_images_zip"
 PDF_TO_TEXT = "pdf_to_text"
 PDF_TO_MARKDOWN = "pdf_to_markdown"
 PDF_TO_DOCX = "pdf_to_docx"
+TRIM_VIDEO = "trim_video"
+COMPRESS_VIDEO = "compress_video"
+VIDEO_TO_GIF = "video_to_gif"
+MUTE_VIDEO = "mute_video"
 
 
 class Conversion(NamedTuple):
@@ -32,4 +36,8 @@ CONVERSIONS: dict[str, Conversion] = {
     "pdf-to-text": Conversion(INSPECT_INPUT, PDF_TO_TEXT),
     "pdf-to-markdown": Conversion(INSPECT_INPUT, PDF_TO_MARKDOWN),
     "pdf-to-docx": Conversion(INSPECT_INPUT, PDF_TO_DOCX),
+    "trim-video": Conversion(INSPECT_INPUT, TRIM_VIDEO),
+    "compress-video": Conversion(INSPECT_INPUT, COMPRESS_VIDEO),
+    "video-to-gif": Conversion(INSPECT_INPUT, VIDEO_TO_GIF),
+    "mute-video": Conversion(INSPECT_INPUT, MUTE_VIDEO),
 }

@@ -70,15 +70,15 @@ async def test_catalog_lists_every_tool(http: httpx.AsyncClient, account: Accoun
     assert image["apiJobs"] is True
     assert image["optionsSchema"]["properties"]["quality"]["maximum"] == 95
     assert tools["word-to-pdf"]["apiJobs"] is True
-    assert tools["trim-video"]["apiJobs"] is False
-    assert tools["trim-video"]["apiJobsReason"]
+    assert tools["trim-video"]["apiJobs"] is True
+    assert tools["json-formatter"]["apiJobsReason"]
 
     one = await http.get("/v1/tools/image-compress-api", headers=account.headers)
     assert one.json() == image
     assert_error(await http.get("/v1/tools/nope", headers=account.headers), 404, "tool_not_found")
 
 
-async def test_unknown_and_unavailable_tools(http: httpx.AsyncClient, account: Account) -> None:
+async def test_unknown_and_browser_only_tools(http: httpx.AsyncClient, account: Account) -> None:
     async def post(body: dict[str, Any]) -> httpx.Response:
         return await http.post("/v1/jobs", json=body, headers=account.headers)
 
@@ -89,9 +89,6 @@ async def test_unknown_and_unavailable_tools(http: httpx.AsyncClient, account: A
         "browser_only_tool",
     )
     assert "browser" in error["message"]
-    video = image_body(name="a.mp4", contentType="video/mp4")
-    error = assert_error(await post({**video, "toolSlug": "trim-video"}), 503, "tool_unavailable")
-    assert "FFmpeg" in error["message"]
 
 
 async def test_malformed_bodies_are_invalid_payloads(

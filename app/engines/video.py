@@ -1,0 +1,311 @@
+"""Video tools on ffmpeg: probing with PyAV, command lines per tool, and a killable ffmpeg run.
+
+``probe_video`` runs in a child process (``run_isolated``) because a crafted file can crash
+the demuxer or decoder, and the worker must survive that. ffmpeg itself runs in a process
+group of its own, which a cancel or a passed deadline kills as a whole.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import shutil
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import imageio_ffmpeg
+
+from app.errors import InputError, JobErrorCode
+
+logger = logging.getLogger(__name__)
+
+_STDERR_TAIL_BYTES = 2000
+_KILL_WAIT_SECONDS = 5.0
+
+
+def find_ffmpeg(configured: str = "") -> str | None:
+    """Return the ffmpeg to run: ``configured`` if set, else the one imageio-ffmpeg ships."""
+    if configured:
+        return shutil.which(configured)
+    try:
+        return str(imageio_ffmpeg.get_ffmpeg_exe())
+    except RuntimeError:
+        return None
+
+
+@dataclass(frozen=True)
+class VideoFacts:
+    """Facts that a probe read from a video file."""
+
+    container: str
+    """PyAV's format name, such as ``mov,mp4,m4a,3gp,3g2,mj2`` or ``matroska,webm``."""
+    duration: float
+    """Seconds."""
+    video_codec: str
+    width: int
+    """Coded width in pixels, before rotation."""
+    height: int
+    fps: float
+    rotation: int
+    """Display rotation in degrees, as ffmpeg applies it when it re-encodes."""
+    audio_codecs: tuple[str, ...]
+
+    @property
+    def display_width(self) -> int:
+        return self.height if self.rotation % 180 else self.width
+
+    @property
+    def display_height(self) -> int:
+        return self.width if self.rotation % 180 else self.height
+
+    def summary(self) -> dict[str, object]:
+        return {
+            "duration": round(self.duration, 3),
+            "width": self.display_width,
+            "height": self.display_height,
+            "videoCodec": self.video_codec,
+            "fps": round(self.fps, 3),
+            "audioStreams": len(self.audio_codecs),
+        }
+
+
+def probe_video(path: Path) -> VideoFacts:
+    """Read the container, streams, duration, size and rotation of the video at ``path``.
+
+    Raises InputError with ``input_corrupt`` when the file cannot be read as a video.
+    """
+    try:
+        with av.open(str(path), metadata_errors="ignore") as container:
+            if not container.streams.video:
+                raise InputError(
+                    JobErrorCode.INPUT_CORRUPT,
+                    "The file has no video stream. Upload a video with a picture track.",
+                )
+            stream = container.streams.video[0]
+            duration = _duration_seconds(container, stream)
+            rotation = _first_frame_rotation(container, stream)
+            rate = stream.average_rate or stream.guessed_rate
+            return VideoFacts(
+                container=str(container.format.name),
+                duration=duration,
+                video_codec=str(stream.codec_context.name),
+                width=int(stream.codec_context.width),
+                height=int(stream.codec_context.height),
+                fps=float(rate) if rate else 0.0,
+                rotation=rotation,
+                audio_codecs=tuple(
+                    str(audio.codec_context.name) for audio in container.streams.audio
+                ),
+            )
+    except (av.FFmpegError, ValueError, IndexError, OSError) as err:
+        raise InputError(
+            JobErrorCode.INPUT_CORRUPT,
+            f"The video cannot be read ({type(err).__name__}). Check that it plays, then "
+            "upload it again.",
+        ) from err
+
+
+def _duration_seconds(container: av.container.InputContainer, stream: av.VideoStream) -> float:
+    if container.duration is not None:
+        return float(container.duration) / av.time_base
+    if stream.duration is not None and stream.time_base is not None:
+        return float(stream.duration * stream.time_base)
+    raise InputError(
+        JobErrorCode.INPUT_CORRUPT, "The video has no duration. Remux it, then upload it again."
+    )
+
+
+def _first_frame_rotation(container: av.container.InputContainer, stream: av.VideoStream) -> int:
+    for frame in container.decode(stream):
+        return round(frame.rotation) % 360
+    raise InputError(JobErrorCode.INPUT_CORRUPT, "The video stream has no decodable frame.")
+
+
+# Commands
+
+
+def _even_scale(max_width: int | None, max_height: int | None) -> str:
+    """Build a scale filter that fits the bounds, keeps the aspect ratio and gives even sides.
+
+    libx264 with 4:2:0 chroma refuses odd widths and heights, so every output side is even.
+    The video is never scaled up.
+    """
+    if not max_width and not max_height:
+        return "scale='trunc(iw/2)*2':'trunc(ih/2)*2'"
+    width = f"min(iw,{max_width})" if max_width else "iw"
+    height = f"min(ih,{max_height})" if max_height else "ih"
+    # force_divisible_by applies only together with force_original_aspect_ratio.
+    return f"scale='{width}':'{height}':force_original_aspect_ratio=decrease:force_divisible_by=2"
+
+
+def trim_command(
+    ffmpeg: str, source: Path, target: Path, start: float, duration: float, fast: bool
+) -> list[str]:
+    """Cut ``duration`` seconds from ``start``.
+
+    Fast mode copies the streams, so the cut starts at the keyframe at or before ``start``.
+    Accurate mode re-encodes, so the cut is exact to the frame.
+    """
+    command = [ffmpeg, "-hide_banner", "-nostdin", "-y", "-ss", f"{start:.3f}", "-i", str(source)]
+    command += ["-t", f"{duration:.3f}", "-map", "0:v:0", "-map", "0:a?"]
+    if fast:
+        command += ["-c", "copy", "-avoid_negative_ts", "make_zero"]
+    else:
+        command += _h264_options(crf=20, preset="veryfast", scale=_even_scale(None, None))
+    return [*command, "-movflags", "+faststart", str(target)]
+
+
+def compress_command(
+    ffmpeg: str,
+    source: Path,
+    target: Path,
+    *,
+    crf: int,
+    preset: str,
+    max_width: int | None,
+    max_height: int | None,
+) -> list[str]:
+    command = [ffmpeg, "-hide_banner", "-nostdin", "-y", "-i", str(source)]
+    command += ["-map", "0:v:0", "-map", "0:a?"]
+    command += _h264_options(crf=crf, preset=preset, scale=_even_scale(max_width, max_height))
+    return [*command, "-movflags", "+faststart", str(target)]
+
+
+def _h264_options(*, crf: int, preset: str, scale: str) -> list[str]:
+    return [
+        "-vf",
+        scale,
+        "-c:v",
+        "libx264",
+        "-preset",
+        preset,
+        "-crf",
+        str(crf),
+        "-pix_fmt",
+        "yuv420p",
+        "-c:a",
+        "aac",
+        "-b:a",
+        "128k",
+    ]
+
+
+def gif_command(
+    ffmpeg: str, source: Path, target: Path, *, start: float, duration: float, fps: int, width: int
+) -> list[str]:
+    """Make a GIF with a palette generated from the clip itself, for good colour."""
+    frames = f"fps={fps},scale={width}:-2:flags=lanczos"
+    palette = f"[0:v]{frames},split[a][b];[a]palettegen=stats_mode=diff[p];[b][p]paletteuse"
+    return [
+        ffmpeg,
+        "-hide_banner",
+        "-nostdin",
+        "-y",
+        "-ss",
+        f"{start:.3f}",
+        "-t",
+        f"{duration:.3f}",
+        "-i",
+        str(source),
+        "-filter_complex",
+        palette,
+        "-loop",
+        "0",
+        str(target),
+    ]
+
+
+def mute_command(ffmpeg: str, source: Path, target: Path) -> list[str]:
+    """Drop every audio stream and copy the video stream as it is."""
+    return [
+        ffmpeg,
+        "-hide_banner",
+        "-nostdin",
+        "-y",
+        "-i",
+        str(source),
+        "-map",
+        "0:v:0",
+        "-c",
+        "copy",
+        "-an",
+        "-movflags",
+        "+faststart",
+        str(target),
+    ]
+
+
+# Running ffmpeg
+
+
+class FfmpegFailed(RuntimeError):
+    """ffmpeg exited with an error; the message ends with the tail of its log."""
+
+
+async def run_ffmpeg(
+    command: list[str],
+    expected_seconds: float,
+    *,
+    on_started: Callable[[int], None] | None = None,
+    on_progress: Callable[[float], None] | None = None,
+) -> None:
+    """Run ffmpeg in its own process group, reporting the fraction of ``expected_seconds`` done.
+
+    Progress comes from ffmpeg's ``-progress pipe:1`` output, whose ``out_time_us`` field is
+    the output position in microseconds. If the awaiting task is canceled, the whole group
+    is killed with SIGKILL before CancelledError propagates, so no output is finished.
+    """
+    full = [command[0], "-progress", "pipe:1", "-nostats", *command[1:]]
+    process = await asyncio.create_subprocess_exec(
+        *full,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        start_new_session=True,
+    )
+    if on_started is not None:
+        on_started(process.pid)
+    errors = asyncio.create_task(_read_tail(process.stderr))
+    try:
+        await _follow_progress(process.stdout, expected_seconds, on_progress)
+        code = await process.wait()
+        tail = await errors
+    except BaseException:
+        _kill_group(process.pid)
+        with contextlib.suppress(asyncio.TimeoutError, ProcessLookupError):
+            await asyncio.wait_for(process.wait(), _KILL_WAIT_SECONDS)
+        errors.cancel()
+        raise
+    if code != 0:
+        raise FfmpegFailed(f"ffmpeg exited with code {code}: {tail.decode(errors='replace')}")
+
+
+async def _follow_progress(
+    stdout: asyncio.StreamReader | None,
+    expected_seconds: float,
+    on_progress: Callable[[float], None] | None,
+) -> None:
+    assert stdout is not None
+    while line := await stdout.readline():
+        key, _, value = line.decode(errors="replace").strip().partition("=")
+        if key == "out_time_us" and on_progress is not None and expected_seconds > 0:
+            with contextlib.suppress(ValueError):
+                on_progress(min(int(value) / 1_000_000 / expected_seconds, 1.0))
+
+
+async def _read_tail(stream: asyncio.StreamReader | None) -> bytes:
+    assert stream is not None
+    tail = b""
+    while chunk := await stream.read(65536):
+        tail = (tail + chunk)[-_STDERR_TAIL_BYTES:]
+    return tail.strip()
+
+
+def _kill_group(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
