@@ -26,8 +26,9 @@ from app.db.session import Database
 from app.engines.isolated import start_forkserver
 from app.engines.office import OfficePool, OfficeSettings, office_missing_reason
 from app.engines.video import find_ffmpeg
+from app.logs import configure_logging
 from app.storage import create_store
-from app.temporal import connect
+from app.temporal import connect, metrics_runtime
 from app.workflows.job import JobWorkflow
 
 logger = logging.getLogger("worklane.worker")
@@ -128,7 +129,11 @@ async def run(lanes: list[Lane]) -> None:
     settings = get_settings()
     await upgrade_database(settings.resolved_database_url)
     db = Database(settings.resolved_database_url)
-    client = await connect(settings)
+    runtime = None
+    if settings.worker_metrics_address:
+        runtime = metrics_runtime(settings.worker_metrics_address)
+        logger.info("Serving metrics on http://%s/metrics", settings.worker_metrics_address)
+    client = await connect(settings, runtime)
     office_pool = None
     if Lane.DOCUMENTS in lanes:
         missing = office_missing_reason(settings.libreoffice_path, settings.libreoffice_python)
@@ -166,12 +171,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     names = ", ".join(lane.value for lane in Lane)
     parser.add_argument("lanes", nargs="*", help=f"lanes to serve, from {names} (default: all)")
+    parser.add_argument(
+        "--lanes",
+        dest="lane_list",
+        default="",
+        help="the same as a comma-separated list, such as documents,media",
+    )
     args = parser.parse_args()
-    unknown = [name for name in args.lanes if name not in {lane.value for lane in Lane}]
+    requested = [*args.lanes, *(name.strip() for name in args.lane_list.split(",") if name.strip())]
+    unknown = [name for name in requested if name not in {lane.value for lane in Lane}]
     if unknown:
         parser.error(f"unknown lane {', '.join(unknown)}; choose from {names}")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    lanes = [Lane(name) for name in args.lanes] or list(Lane)
+    configure_logging(get_settings().log_format)
+    lanes = list(dict.fromkeys(Lane(name) for name in requested)) or list(Lane)
     asyncio.run(run(lanes))
 
 

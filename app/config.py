@@ -6,6 +6,7 @@ import enum
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -76,6 +77,12 @@ class Settings(BaseSettings):
     """Time limit of one conversion; the job's deadline applies as well."""
     libreoffice_isolate_network: bool = True
     """Run LibreOffice in an empty network namespace where the worker is allowed to."""
+
+    log_format: Literal["text", "json"] = "text"
+    """``json`` writes one JSON object per log line, with job id, workflow id, tool and attempt."""
+    worker_metrics_address: str = ""
+    """Host and port where a worker serves Prometheus metrics, such as 127.0.0.1:9464; empty
+    serves none."""
 
     ffmpeg_path: str = ""
     """ffmpeg to run, as a path or a command name; empty means the one imageio-ffmpeg ships."""

@@ -4,15 +4,28 @@ from __future__ import annotations
 
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
 from app.config import Settings
 
 SEARCH_ATTRIBUTE_NAMES = ("WorkspaceId", "ToolSlug", "JobStatus")
 
 
-async def connect(settings: Settings) -> Client:
+async def connect(settings: Settings, runtime: Runtime | None = None) -> Client:
     return await Client.connect(
         settings.temporal_address,
         namespace=settings.temporal_namespace,
         data_converter=pydantic_data_converter,
+        runtime=runtime,
     )
+
+
+def metrics_runtime(bind_address: str) -> Runtime:
+    """Build a Temporal runtime that serves the SDK's and the activities' metrics for Prometheus.
+
+    The endpoint answers ``GET /metrics`` at ``bind_address``, such as ``127.0.0.1:9464``.
+    """
+    prometheus = PrometheusConfig(
+        bind_address=bind_address, counters_total_suffix=True, durations_as_seconds=True
+    )
+    return Runtime(telemetry=TelemetryConfig(metrics=prometheus))

@@ -20,6 +20,7 @@ REQUESTS = Counter(
     "worklane_http_requests_total", "HTTP requests served", ["method", "route", "status"]
 )
 LATENCY = Histogram("worklane_http_request_seconds", "HTTP request latency", ["method", "route"])
+JOBS_CREATED = Counter("worklane_jobs_created_total", "Jobs created, repeats excluded", ["tool"])
 READINESS_TIMEOUT_SECONDS = 3.0
 
 

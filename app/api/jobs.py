@@ -36,6 +36,7 @@ from app.api.deps import (
     SessionDep,
 )
 from app.api.errors import ApiError
+from app.api.health import JOBS_CREATED
 from app.api.job_requests import ValidJob, check_idempotency_key, request_hash, validate_create
 from app.api.job_views import read_live_progress, to_public
 from app.api.schemas import DownloadIntent, JobCreate, JobList, JobPublic
@@ -223,6 +224,7 @@ async def create_job(
             {"balance": err.balance, "cost": err.cost},
         ) from err
     await session.commit()
+    JOBS_CREATED.labels(valid.tool.slug).inc()
 
     if inline is not None:
         # Text and JSON inputs are stored like uploads, so workflow histories carry only keys.

@@ -16,6 +16,7 @@ from app.api.ratelimit import create_rate_limiter
 from app.config import Settings, get_settings
 from app.db.migrate import upgrade_database
 from app.db.session import Database
+from app.logs import configure_logging
 from app.storage import create_store
 from app.temporal import connect
 
@@ -24,6 +25,7 @@ logger = logging.getLogger(__name__)
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    configure_logging(settings.log_format)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

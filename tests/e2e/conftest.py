@@ -37,6 +37,7 @@ class Account:
 class Stack:
     dev: DevStack
     log_dir: Path
+    worker_metrics_url: str
 
     @property
     def url(self) -> str:
@@ -75,6 +76,7 @@ class Stack:
 @pytest.fixture(scope="session")
 def stack(data_dir: Path, database_url: str) -> Iterator[Stack]:
     log_dir = data_dir / "logs"
+    metrics_address = f"127.0.0.1:{free_port()}"
     dev = DevStack(
         data_dir=data_dir,
         api_port=free_port(),
@@ -85,11 +87,13 @@ def stack(data_dir: Path, database_url: str) -> Iterator[Stack]:
             "WORKLANE_ENVIRONMENT": "test",
             "WORKLANE_DATABASE_URL": database_url,
             "WORKLANE_MAX_RETENTION_SECONDS": str(RETENTION_SECONDS),
+            "WORKLANE_LOG_FORMAT": "json",
+            "WORKLANE_WORKER_METRICS_ADDRESS": metrics_address,
         },
     )
     dev.start()
     try:
-        yield Stack(dev, log_dir)
+        yield Stack(dev, log_dir, f"http://{metrics_address}/metrics")
     finally:
         dev.stop()
 
