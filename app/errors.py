@@ -17,6 +17,8 @@ class JobErrorCode(enum.StrEnum):
     INPUT_TOO_LARGE = "input_too_large"
     INVALID_OPTIONS = "invalid_options"
     """The options do not fit this input, such as a page range beyond the last page."""
+    INPUT_UNSUPPORTED = "input_unsupported"
+    """The input is valid, but this tool cannot process it, such as a codec MP4 cannot hold."""
     DEADLINE_EXCEEDED = "deadline_exceeded"
     ENGINE_FAILED = "engine_failed"
     CANCELED = "canceled"
@@ -34,6 +36,7 @@ NON_RETRYABLE_CODES = frozenset(
         JobErrorCode.INPUT_ENCRYPTED,
         JobErrorCode.INPUT_TOO_LARGE,
         JobErrorCode.INVALID_OPTIONS,
+        JobErrorCode.INPUT_UNSUPPORTED,
         JobErrorCode.CANCELED,
     }
 )

@@ -128,6 +128,7 @@ def encoded(image_format: str, mode: str = "RGB", **params: object) -> bytes:
         (b"\x00\x00\x00\x20ftypisom\x00\x00\x02\x00isomiso2avc1mp41", "video/mp4"),
         (b"\x00\x00\x00\x14ftypqt  \x00\x00\x02\x00qt  ", "video/quicktime"),
         (b"\x1a\x45\xdf\xa3\x9f\x42\x86\x81\x01\x42\xf7\x81\x01webm", "video/webm"),
+        (b"\x1a\x45\xdf\xa3\xa3\x42\x86\x81\x01\x42\x82\x88matroska", "video/x-matroska"),
         (b"<!DOCTYPE html>\n<html><head>", "text/html"),
         (b"\xef\xbb\xbf  \n\t<HTML lang=en>", "text/html"),
         (b"<html>", "text/html"),

@@ -12,7 +12,14 @@ import pytest
 from app.engines import video
 from app.engines.isolated import run_isolated
 from app.errors import InputError, JobErrorCode
-from tests.videos import make_clip, moov_before_mdat, probe, rotate_clip, standard_clips
+from tests.videos import (
+    audio_with_cover,
+    make_clip,
+    moov_before_mdat,
+    probe,
+    rotate_clip,
+    standard_clips,
+)
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -69,6 +76,40 @@ def test_probe_garbage_is_corrupt(tmp_path: Path, data: bytes) -> None:
 def test_probe_in_child_process(clips: dict[str, Path]) -> None:
     facts = asyncio.run(run_isolated(video.probe_video, clips["mov"]))
     assert facts.duration == pytest.approx(2, abs=0.1)
+
+
+def test_cover_art_is_not_video(tmp_path: Path) -> None:
+    with pytest.raises(InputError) as caught:
+        video.probe_video(audio_with_cover(tmp_path))
+    assert caught.value.code is JobErrorCode.INPUT_CORRUPT
+    assert "no video stream" in caught.value.message
+
+
+def test_cut_off_mp4_is_corrupt(clips: dict[str, Path], tmp_path: Path) -> None:
+    # The mp4 clip is written with its index first, so a cut leaves a readable but short file.
+    assert FFMPEG is not None
+    whole = tmp_path / "whole.mp4"
+    _run(video.mute_command(FFMPEG, clips["mp4"], whole), 4)
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    with pytest.raises(InputError) as caught:
+        video.probe_video(cut)
+    assert caught.value.code is JobErrorCode.INPUT_CORRUPT
+    assert "cut off" in caught.value.message
+
+
+def test_keyframe_before(clips: dict[str, Path]) -> None:
+    assert video.keyframe_before(clips["mp4"], 2.5) == pytest.approx(2.0)
+    assert video.keyframe_before(clips["mp4"], 0.3) == pytest.approx(0.0)
+
+
+def test_vp8_not_copyable(tmp_path: Path) -> None:
+    facts = video.probe_video(make_clip(tmp_path / "clip.vp8.webm", seconds=1))
+    assert facts.video_codec == "vp8"
+    with pytest.raises(InputError) as caught:
+        video.check_copyable(facts, with_audio=False, alternative="Re-encode it.")
+    assert caught.value.code is JobErrorCode.INPUT_UNSUPPORTED
+    assert "vp8" in caught.value.message
 
 
 def test_trim_accurate_within_one_frame(clips: dict[str, Path], tmp_path: Path) -> None:
@@ -145,6 +186,16 @@ def test_gif_frames_and_width(clips: dict[str, Path], tmp_path: Path) -> None:
         assert gif.width == 200
         assert gif.height == 150
         assert getattr(gif, "n_frames", 1) == 20
+
+
+def test_gif_never_scaled_up(clips: dict[str, Path], tmp_path: Path) -> None:
+    from PIL import Image
+
+    target = tmp_path / "small.gif"
+    assert FFMPEG is not None
+    _run(video.gif_command(FFMPEG, clips["mov"], target, start=0, duration=1, fps=5, width=480), 1)
+    with Image.open(target) as gif:
+        assert gif.width == 320
 
 
 def test_mute_drops_audio_copies_video(clips: dict[str, Path], tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from app.engines.video import find_ffmpeg
 
 CODECS = {
     "mp4": ["-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac"],
+    "vp8.webm": ["-c:v", "libvpx", "-deadline", "realtime", "-b:v", "300k", "-c:a", "libopus"],
     "mov": ["-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac"],
     "webm": ["-c:v", "libvpx-vp9", "-deadline", "realtime", "-b:v", "300k", "-c:a", "libopus"],
 }
@@ -28,7 +29,8 @@ def make_clip(
 ) -> Path:
     """Write a clip of ``seconds`` with a moving test pattern and, if ``audio``, a 440 Hz tone.
 
-    The container follows the suffix of ``path``: ``.mp4``, ``.mov`` or ``.webm``.
+    The container follows the suffix of ``path``: ``.mp4``, ``.mov`` or ``.webm`` (VP9), or
+    ``.vp8.webm`` for VP8. Every clip has a keyframe each second.
     """
     ffmpeg = find_ffmpeg()
     assert ffmpeg is not None
@@ -38,7 +40,9 @@ def make_clip(
     if audio:
         command += ["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"]
     command += ["-t", str(seconds), "-vf", f"scale={width}:{height}", "-pix_fmt", pixel_format]
-    command += CODECS[path.suffix.lstrip(".")]
+    command += ["-g", str(fps)]
+    codec = "vp8.webm" if path.name.endswith(".vp8.webm") else path.suffix.lstrip(".")
+    command += CODECS[codec]
     if not audio:
         command += ["-an"]
     command += [str(path)]
@@ -55,6 +59,25 @@ def standard_clips(folder: Path) -> dict[str, Path]:
         "silent": make_clip(folder / "silent.mp4", seconds=2, audio=False),
         "odd": make_clip(folder / "odd.mp4", seconds=2, size="321x241", pixel_format="yuv444p"),
     }
+
+
+def audio_with_cover(folder: Path) -> Path:
+    """An MP4 of AAC audio whose only picture is cover art, an attached picture stream."""
+    ffmpeg = find_ffmpeg()
+    assert ffmpeg is not None
+    cover = folder / "cover.png"
+    target = folder / "song.mp4"
+    base = [ffmpeg, "-hide_banner", "-loglevel", "error", "-y"]
+    subprocess.run(
+        [*base, "-f", "lavfi", "-i", "color=red:size=64x64", "-frames:v", "1", str(cover)],
+        check=True,
+        timeout=60,
+    )
+    command = [*base, "-f", "lavfi", "-i", "sine", "-i", str(cover), "-t", "2"]
+    command += ["-map", "0:a", "-map", "1:v", "-c:a", "aac", "-c:v", "png"]
+    command += ["-disposition:v", "attached_pic", str(target)]
+    subprocess.run(command, check=True, timeout=60)
+    return target
 
 
 def rotate_clip(source: Path, target: Path, degrees: int) -> Path:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import tempfile
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from app.activities.errors import input_failure
 from app.activities.heartbeat import Progress, heartbeating
@@ -59,24 +61,50 @@ async def conversion_files(
     folder is removed on every path, cancellation included.
     """
     assert request.input_object_key is not None
-    attempt = activity.info().attempt
-    activity.logger.info("Conversion started", extra={"job_id": request.job_id, "attempt": attempt})
-    progress = Progress()
-    await asyncio.to_thread(work_dir.mkdir, parents=True, exist_ok=True)
-    async with heartbeating(progress), slots or contextlib.nullcontext():
-        with tempfile.TemporaryDirectory(dir=work_dir, prefix=f"{request.job_id}-") as folder:
-            files = ConversionFiles(Path(folder) / "input", Path(folder) / output_name, progress)
-            await store.fetch_to_path(request.input_object_key, files.source)
-            progress.percent = 10
-            try:
-                yield files
-            except InputError as err:
-                raise input_failure(err) from err
-            progress.percent = 90
-            files.output_size = await store.put_from_path(request.output_object_key, files.target)
-    activity.logger.info(
-        "Conversion finished", extra={"job_id": request.job_id, "attempt": attempt}
-    )
+    context = {"job_id": request.job_id, "tool": request.tool_slug}
+    activity.logger.info("Conversion started", extra=context)
+    started = time.monotonic()
+    outcome = "internal_error"
+    try:
+        progress = Progress()
+        await asyncio.to_thread(work_dir.mkdir, parents=True, exist_ok=True)
+        async with heartbeating(progress), slots or contextlib.nullcontext():
+            with tempfile.TemporaryDirectory(dir=work_dir, prefix=f"{request.job_id}-") as folder:
+                files = ConversionFiles(
+                    Path(folder) / "input", Path(folder) / output_name, progress
+                )
+                await store.fetch_to_path(request.input_object_key, files.source)
+                progress.percent = 10
+                try:
+                    yield files
+                except InputError as err:
+                    raise input_failure(err) from err
+                progress.percent = 90
+                files.output_size = await store.put_from_path(
+                    request.output_object_key, files.target
+                )
+        outcome = "succeeded"
+    except ApplicationError as err:
+        outcome = err.type or "internal_error"
+        raise
+    except asyncio.CancelledError:
+        outcome = "canceled"
+        raise
+    finally:
+        _record_conversion(request.tool_slug, outcome, time.monotonic() - started)
+    activity.logger.info("Conversion finished", extra=context)
+
+
+def _record_conversion(tool: str, outcome: str, seconds: float) -> None:
+    """Count the conversion in the worker's metrics, by tool and outcome (an error code)."""
+    meter = activity.metric_meter().with_additional_attributes({"tool": tool, "outcome": outcome})
+    meter.create_histogram_float(
+        "worklane_conversion_duration", "Time one conversion attempt took", "s"
+    ).record(seconds)
+    if outcome != "succeeded":
+        meter.create_counter(
+            "worklane_conversion_failures", "Conversion attempts that did not succeed"
+        ).add(1)
 
 
 def file_result(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -50,12 +50,34 @@ def check_limits(request: ConvertRequest, facts: VideoFacts) -> None:
 
 
 def check_start(start: float, facts: VideoFacts) -> None:
-    if start >= facts.duration:
+    """Reject a start at or after the last frame's, where no frame would be left to keep."""
+    last_frame = facts.duration - (1 / facts.fps if facts.fps else 0)
+    if start >= facts.duration or start > last_frame:
         raise InputError(
             JobErrorCode.INVALID_OPTIONS,
-            f"start is {start:g} s but the video lasts {facts.duration:.3f} s. "
-            "Choose a start inside the video.",
+            f"start is {start:g} s but the video lasts {facts.duration:.3f} s and its last "
+            f"frame starts at {max(last_frame, 0):.3f} s. Choose a start before that.",
         )
+
+
+# ffmpeg's messages when it wrote no frame, such as for a clip that its fps filter emptied.
+_NO_FRAMES = ("Nothing was written into output file", "Output file is empty")
+
+# Tools whose options choose the part of the video to keep.
+_TOOLS_WITH_START = frozenset({"trim-video", "video-to-gif"})
+
+
+def _no_frames_error(request: ConvertRequest) -> InputError:
+    if request.tool_slug in _TOOLS_WITH_START:
+        return InputError(
+            JobErrorCode.INVALID_OPTIONS,
+            "ffmpeg found no frame to keep in the selected part of the video. Choose an "
+            "earlier start or a longer duration.",
+        )
+    return InputError(
+        JobErrorCode.INPUT_CORRUPT,
+        "ffmpeg found no frame to keep in the video. Check that it plays, then upload it again.",
+    )
 
 
 class VideoActivities:
@@ -70,7 +92,9 @@ class VideoActivities:
         request: ConvertRequest,
         output_name: str,
         content_type: str,
-        plan: Callable[[ConversionFiles, VideoFacts], tuple[list[str], float, dict[str, Any]]],
+        plan: Callable[
+            [ConversionFiles, VideoFacts], Awaitable[tuple[list[str], float, dict[str, Any]]]
+        ],
     ) -> ConvertResult:
         """Probe the input, check limits, run the command ``plan`` returns, and probe the output.
 
@@ -82,7 +106,7 @@ class VideoActivities:
         ) as files:
             facts = await run_isolated(video.probe_video, files.source)
             check_limits(request, facts)
-            command, expected_seconds, extra = plan(files, facts)
+            command, expected_seconds, extra = await plan(files, facts)
 
             try:
                 await video.run_ffmpeg(
@@ -92,38 +116,42 @@ class VideoActivities:
                     on_progress=files.engine_progress,
                 )
             except FfmpegFailed as err:
+                if any(text in str(err) for text in _NO_FRAMES):
+                    raise _no_frames_error(request) from err
                 activity.logger.warning(
                     "ffmpeg failed: %s",
                     err,
                     extra={"job_id": request.job_id, "attempt": activity.info().attempt},
                 )
                 raise ApplicationError(str(err), type=JobErrorCode.ENGINE_FAILED.value) from err
-            metadata = await self._describe_output(files.target, content_type)
+            try:
+                metadata = await self._describe_output(files.target, content_type)
+            except InputError as err:
+                raise _no_frames_error(request) from err
 
         metadata = {**metadata, **extra, "inputBytes": request.input_size_bytes}
         return file_result(request, files, content_type, metadata)
 
     @staticmethod
     async def _describe_output(target: Path, content_type: str) -> dict[str, Any]:
+        """Probe the output; raises InputError when it holds no frame."""
         if content_type == "image/gif":
             return await asyncio.to_thread(_describe_gif, target)
-        try:
-            output = await run_isolated(video.probe_video, target)
-        except InputError as err:
-            raise ApplicationError(
-                f"ffmpeg wrote a video that cannot be read: {err.message}",
-                type=JobErrorCode.ENGINE_FAILED.value,
-            ) from err
+        output = await run_isolated(video.probe_video, target)
         return output.summary()
 
     @activity.defn(name=names.TRIM_VIDEO)
     async def trim_video(self, request: ConvertRequest) -> ConvertResult:
         options = TrimVideoOptions.model_validate(request.options)
 
-        def plan(
+        async def plan(
             files: ConversionFiles, facts: VideoFacts
         ) -> tuple[list[str], float, dict[str, Any]]:
             check_start(options.start, facts)
+            if options.mode == "fast":
+                video.check_copyable(
+                    facts, with_audio=True, alternative='Use mode "accurate", which re-encodes.'
+                )
             end = options.end if options.end is not None else facts.duration
             if options.duration is not None:
                 end = options.start + options.duration
@@ -136,22 +164,20 @@ class VideoActivities:
                 length,
                 fast=options.mode == "fast",
             )
-            extra = {"requestedStart": options.start, "requestedDuration": round(length, 3)}
+            start = options.start
+            if options.mode == "fast":
+                # A copy cut begins at the keyframe at or before the requested start.
+                start = await run_isolated(video.keyframe_before, files.source, options.start)
+            extra = {"start": round(start, 3), "requestedStart": options.start}
             return command, length, {**extra, "mode": options.mode}
 
-        result = await self._run(request, "output.mp4", MP4, plan)
-        # The cut ends where requested. A fast cut begins at the keyframe at or before the
-        # requested start, so the output's length shows where it really began.
-        metadata = result.metadata
-        end = metadata["requestedStart"] + metadata["requestedDuration"]
-        start = round(max(0.0, end - metadata["duration"]), 3)
-        return result.model_copy(update={"metadata": {**metadata, "start": start}})
+        return await self._run(request, "output.mp4", MP4, plan)
 
     @activity.defn(name=names.COMPRESS_VIDEO)
     async def compress_video(self, request: ConvertRequest) -> ConvertResult:
         options = CompressVideoOptions.model_validate(request.options)
 
-        def plan(
+        async def plan(
             files: ConversionFiles, facts: VideoFacts
         ) -> tuple[list[str], float, dict[str, Any]]:
             command = video.compress_command(
@@ -176,7 +202,7 @@ class VideoActivities:
     async def video_to_gif(self, request: ConvertRequest) -> ConvertResult:
         options = VideoToGifOptions.model_validate(request.options)
 
-        def plan(
+        async def plan(
             files: ConversionFiles, facts: VideoFacts
         ) -> tuple[list[str], float, dict[str, Any]]:
             check_start(options.start, facts)
@@ -196,9 +222,14 @@ class VideoActivities:
 
     @activity.defn(name=names.MUTE_VIDEO)
     async def mute_video(self, request: ConvertRequest) -> ConvertResult:
-        def plan(
+        async def plan(
             files: ConversionFiles, facts: VideoFacts
         ) -> tuple[list[str], float, dict[str, Any]]:
+            video.check_copyable(
+                facts,
+                with_audio=False,
+                alternative="Use compress-video, which re-encodes it, then mute the result.",
+            )
             command = video.mute_command(self.ffmpeg, files.source, files.target)
             return command, facts.duration, {"removedAudioStreams": len(facts.audio_codecs)}
 

@@ -15,6 +15,8 @@ _HTML_TAG_TERMINATORS = b" \t\n\r\f>"
 # that starts with "BM" from being detected as a bitmap.
 _BMP_INFO_HEADER_SIZES = frozenset({12, 16, 40, 52, 56, 64, 108, 124})
 
+_EBML_SIGNATURE = b"\x1a\x45\xdf\xa3"
+
 _SIMPLE_SIGNATURES: tuple[tuple[bytes, str], ...] = (
     (b"\x89PNG\r\n\x1a\n", "image/png"),
     (b"\xff\xd8\xff", "image/jpeg"),
@@ -26,7 +28,6 @@ _SIMPLE_SIGNATURES: tuple[tuple[bytes, str], ...] = (
     (b"MM\x00+", "image/tiff"),
     (b"%PDF-", "application/pdf"),
     (b"PK\x03\x04", "application/zip"),
-    (b"\x1a\x45\xdf\xa3", "video/webm"),
 )
 
 
@@ -39,9 +40,12 @@ def sniff_content_type(head: bytes) -> str | None:
     """
     for signature, content_type in _SIMPLE_SIGNATURES:
         if head.startswith(signature):
-            # NOTE: Matroska files share the EBML signature with WebM, so they are
-            # reported as video/webm too.
             return content_type
+
+    if head.startswith(_EBML_SIGNATURE):
+        # WebM is Matroska with a restricted set of codecs; the EBML header's DocType says
+        # which. A header without either name is reported as WebM.
+        return "video/x-matroska" if b"matroska" in head[:64] else "video/webm"
 
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         return "image/webp"

@@ -79,14 +79,21 @@ def probe_video(path: Path) -> VideoFacts:
 
     Raises InputError with ``input_corrupt`` when the file cannot be read as a video.
     """
+    _check_iso_boxes(path)
     try:
         with av.open(str(path), metadata_errors="ignore") as container:
-            if not container.streams.video:
+            # Cover art in an audio file is a one-picture "video" stream marked attached_pic.
+            pictures = [
+                stream
+                for stream in container.streams.video
+                if not stream.disposition & av.stream.Disposition.attached_pic
+            ]
+            if not pictures:
                 raise InputError(
                     JobErrorCode.INPUT_CORRUPT,
                     "The file has no video stream. Upload a video with a picture track.",
                 )
-            stream = container.streams.video[0]
+            stream = pictures[0]
             duration = _duration_seconds(container, stream)
             rotation = _first_frame_rotation(container, stream)
             rate = stream.average_rate or stream.guessed_rate
@@ -108,6 +115,75 @@ def probe_video(path: Path) -> VideoFacts:
             f"The video cannot be read ({type(err).__name__}). Check that it plays, then "
             "upload it again.",
         ) from err
+
+
+def _check_iso_boxes(path: Path) -> None:
+    """Reject an MP4 or MOV file whose top-level boxes run past its end: a cut-off upload.
+
+    ffmpeg converts such a file up to the cut without an error, so the output would be short.
+    Other containers are left to the probe.
+    """
+    size = path.stat().st_size
+    with path.open("rb") as file:
+        head = file.read(12)
+        if head[4:8] != b"ftyp":
+            return
+        offset = 0
+        while offset < size:
+            file.seek(offset)
+            header = file.read(16)
+            if len(header) < 8:
+                break
+            box_size = int.from_bytes(header[:4], "big")
+            if box_size == 1 and len(header) >= 16:
+                box_size = int.from_bytes(header[8:16], "big")
+            elif box_size == 0:
+                # A last box that runs to the end of the file.
+                return
+            if box_size < 8 or offset + box_size > size:
+                raise InputError(
+                    JobErrorCode.INPUT_CORRUPT,
+                    f"The video file ends at byte {size} inside a {header[4:8]!r} box that "
+                    f"needs {offset + box_size} bytes: the upload was cut off. Upload the "
+                    "whole file.",
+                )
+            offset += box_size
+
+
+def keyframe_before(path: Path, seconds: float) -> float:
+    """Return the time of the video keyframe at or before ``seconds``, where a copy cut starts."""
+    with av.open(str(path), metadata_errors="ignore") as container:
+        stream = container.streams.video[0]
+        if stream.time_base is None:
+            return seconds
+        origin = stream.start_time or 0
+        container.seek(origin + int(seconds / stream.time_base), stream=stream, backward=True)
+        for packet in container.demux(stream):
+            if packet.pts is not None and packet.is_keyframe:
+                return max(0.0, float((packet.pts - origin) * stream.time_base))
+    return seconds
+
+
+# Codecs that ffmpeg's MP4 muxer takes as they are, for the tools that copy streams.
+MP4_VIDEO_CODECS = frozenset({"h264", "hevc", "av1", "vp9", "mpeg4"})
+MP4_AUDIO_CODECS = frozenset({"aac", "mp3", "opus", "ac3", "eac3", "flac", "alac"})
+
+
+def check_copyable(facts: VideoFacts, with_audio: bool, alternative: str) -> None:
+    """Reject a stream copy into MP4 of a codec that MP4 cannot hold, naming ``alternative``."""
+    if facts.video_codec not in MP4_VIDEO_CODECS:
+        raise InputError(
+            JobErrorCode.INPUT_UNSUPPORTED,
+            f"The video codec {facts.video_codec} cannot be copied into MP4 without "
+            f"re-encoding. {alternative}",
+        )
+    unsupported = [codec for codec in facts.audio_codecs if codec not in MP4_AUDIO_CODECS]
+    if with_audio and unsupported:
+        raise InputError(
+            JobErrorCode.INPUT_UNSUPPORTED,
+            f"The audio codec {unsupported[0]} cannot be copied into MP4 without re-encoding. "
+            f"{alternative}",
+        )
 
 
 def _duration_seconds(container: av.container.InputContainer, stream: av.VideoStream) -> float:
@@ -198,8 +274,11 @@ def _h264_options(*, crf: int, preset: str, scale: str) -> list[str]:
 def gif_command(
     ffmpeg: str, source: Path, target: Path, *, start: float, duration: float, fps: int, width: int
 ) -> list[str]:
-    """Make a GIF with a palette generated from the clip itself, for good colour."""
-    frames = f"fps={fps},scale={width}:-2:flags=lanczos"
+    """Make a GIF with a palette generated from the clip itself, for good colour.
+
+    The GIF is ``width`` pixels wide, or the video's width if that is smaller.
+    """
+    frames = f"fps={fps},scale='min({width},iw)':-2:flags=lanczos"
     palette = f"[0:v]{frames},split[a][b];[a]palettegen=stats_mode=diff[p];[b][p]paletteuse"
     return [
         ffmpeg,

@@ -75,6 +75,36 @@ async def test_trim_fast_from_webm(
     assert job["output"]["contentType"] == "video/mp4"
 
 
+async def test_trim_fast_reports_keyframe_start(
+    http: httpx.AsyncClient, account: Account, clips: dict[str, Path]
+) -> None:
+    # The clips have a keyframe each second, so a copy cut asked at 2.5 s starts at 2 s.
+    job = await _convert(http, account, "trim-video", clips["mp4"], start=2.5, mode="fast")
+    assert job["status"] == "succeeded", job["error"]
+    assert job["output"]["metadata"]["start"] == pytest.approx(2.0)
+    assert job["output"]["metadata"]["requestedStart"] == 2.5
+
+
+async def test_start_in_last_frame_fails(
+    http: httpx.AsyncClient, account: Account, clips: dict[str, Path]
+) -> None:
+    job = await _convert(http, account, "video-to-gif", clips["mov"], start=1.99)
+    assert job["status"] == "failed"
+    assert job["error"]["code"] == "invalid_options"
+    assert job["attempt"] == 1
+
+
+async def test_vp8_mute_unsupported(
+    http: httpx.AsyncClient, account: Account, tmp_path: Path
+) -> None:
+    clip = make_clip(tmp_path / "clip.vp8.webm", seconds=1)
+    job = await _convert(http, account, "mute-video", clip)
+    assert job["status"] == "failed"
+    assert job["error"]["code"] == "input_unsupported"
+    assert "compress-video" in job["error"]["message"]
+    assert job["attempt"] == 1
+
+
 async def test_compress_odd_mov(
     http: httpx.AsyncClient, account: Account, clips: dict[str, Path], tmp_path: Path
 ) -> None:
