@@ -512,7 +512,7 @@ class CompressVideoOptions(ToolOptions):
 
 
 MAX_GIF_SECONDS = 30
-"""Longest clip that video-to-gif turns into a GIF."""
+"""Maximum length, in seconds, of the clip that video-to-gif turns into a GIF."""
 
 
 class VideoToGifOptions(ToolOptions):

@@ -19,7 +19,7 @@ class JsonFormatter(logging.Formatter):
     """Format a record as JSON with its time, level, logger, message and job context.
 
     Inside activities and workflows the Temporal SDK's loggers attach their context as
-    ``temporal_activity`` or ``temporal_workflow``; the workflow id and attempt are taken from
+    ``temporal_activity`` or ``temporal_workflow``. The workflow id and attempt are taken from
     there when the call itself did not pass them.
     """
 

@@ -23,7 +23,7 @@ async def connect(settings: Settings, runtime: Runtime | None = None) -> Client:
 def metrics_runtime(bind_address: str) -> Runtime:
     """Build a Temporal runtime that serves the SDK's and the activities' metrics for Prometheus.
 
-    The endpoint answers ``GET /metrics`` at ``bind_address``, such as ``127.0.0.1:9464``.
+    The endpoint serves ``GET /metrics`` at ``bind_address``, such as ``127.0.0.1:9464``.
     """
     prometheus = PrometheusConfig(
         bind_address=bind_address, counters_total_suffix=True, durations_as_seconds=True

@@ -1,7 +1,7 @@
 """PDF tools: a 50-page text PDF through each tool's job against the same call in this process.
 
 The job is timed from create to ``succeeded`` with the upload left out, the way the image
-benchmark times it; the direct figure is the same ``app.engines.pdf`` function called in this
+benchmark times it. The direct figure is the same ``app.engines.pdf`` function called in this
 process on the same file. Both are medians, and the script prints their ratio and difference.
 """
 

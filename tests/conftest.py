@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
+import psutil
 import pytest
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
@@ -139,3 +140,14 @@ async def wait_for_engine_pid(handle: WorkflowHandle[Any, Any], timeout: float =
                     return int(pid)
         await asyncio.sleep(0.05)
     pytest.fail("the conversion never reported its engine process")
+
+
+def group_alive(pgid: int) -> bool:
+    """Tell whether any process of the group ``pgid``, zombies left out, still runs."""
+    for process in psutil.process_iter(["status"]):
+        try:
+            if os.getpgid(process.pid) == pgid and process.info["status"] != "zombie":
+                return True
+        except (ProcessLookupError, psutil.NoSuchProcess):
+            continue
+    return False

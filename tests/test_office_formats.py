@@ -1,4 +1,4 @@
-"""Identification of Office inputs from their bytes, before LibreOffice sees them."""
+"""Identification of Office inputs from their bytes, before LibreOffice opens them."""
 
 from __future__ import annotations
 

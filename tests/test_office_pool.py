@@ -17,6 +17,7 @@ from app.activities.office import CSV_IMPORT_FILTER, CSV_IMPORT_OPTIONS
 from app.engines.office import OfficeFailed, OfficeJob, OfficePool, OfficeSettings
 from app.errors import InputError, JobErrorCode
 from tests import documents
+from tests.conftest import group_alive
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -73,17 +74,6 @@ def _job(tmp_path: Path, data: bytes, kind: str, suffix: str, **options: Any) ->
 def _pdf_pages(path: Path) -> list[str]:
     with pymupdf.open(path) as document:
         return [page.get_text() for page in document]
-
-
-def _group_processes(pgid: int) -> list[psutil.Process]:
-    members = []
-    for process in psutil.process_iter(["status"]):
-        try:
-            if os.getpgid(process.pid) == pgid and process.info["status"] != "zombie":
-                members.append(process)
-        except (ProcessLookupError, psutil.NoSuchProcess):
-            continue
-    return members
 
 
 async def _wait_until(condition: Callable[[], bool], timeout: float = 10) -> None:
@@ -335,7 +325,7 @@ async def test_killed_office_replaced(tmp_path: Path, long_docx: bytes) -> None:
         office_bin[0].kill()
         with pytest.raises(OfficeFailed):
             await conversion
-        await _wait_until(lambda: not _group_processes(old_group))
+        await _wait_until(lambda: not group_alive(old_group))
 
         (tmp_path / "retry").mkdir()
         retry = _job(tmp_path / "retry", documents.make_docx(marker="After"), "writer", ".docx")
@@ -354,7 +344,7 @@ async def test_cancel_stops_office(tmp_path: Path, long_docx: bytes) -> None:
         conversion.cancel()
         with pytest.raises(asyncio.CancelledError):
             await conversion
-        await _wait_until(lambda: not _group_processes(group), timeout=5)
+        await _wait_until(lambda: not group_alive(group), timeout=5)
         await asyncio.sleep(1.0)
         assert not job.target.exists()
 
@@ -366,7 +356,7 @@ async def test_time_limit_kills_office(tmp_path: Path, long_docx: bytes) -> None
         job = _job(tmp_path, long_docx, "writer", ".docx", max_pages=5000)
         with pytest.raises(OfficeFailed, match="within 1 s"):
             await pool.convert(job)
-        await _wait_until(lambda: not _group_processes(group), timeout=5)
+        await _wait_until(lambda: not group_alive(group), timeout=5)
         assert not job.target.exists()
 
 
@@ -380,7 +370,7 @@ async def test_restart_after_max_conversions(tmp_path: Path) -> None:
             await pool.convert(_job(folder, documents.make_docx(pages=1), "writer", ".docx"))
         (current,) = pool.process_ids()
         assert current != first
-        await _wait_until(lambda: not _group_processes(first))
+        await _wait_until(lambda: not group_alive(first))
 
 
 async def test_close_leaves_nothing(tmp_path: Path) -> None:
@@ -389,5 +379,5 @@ async def test_close_leaves_nothing(tmp_path: Path) -> None:
     await pool.warm()
     (group,) = pool.process_ids()
     await pool.close()
-    assert not _group_processes(group)
+    assert not group_alive(group)
     assert list(root.iterdir()) == []

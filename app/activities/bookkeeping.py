@@ -63,8 +63,8 @@ class BookkeepingActivities:
             .values(**values)
         )
         if change.status in (JobStatus.FAILED, JobStatus.CANCELED):
-            # The refund is written first, so that a reader who sees the job failed or
-            # canceled also sees its refund. A repeated change cannot refund twice.
+            # The refund is written first, so that a reader who finds the job failed or
+            # canceled also finds its refund. A repeated change cannot refund twice.
             await self._refund(change)
 
         # Core statements on a plain connection: the ORM session adds nothing to one UPDATE.

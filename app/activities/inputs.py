@@ -20,8 +20,8 @@ from app.workflows.types import InputFacts, InspectRequest
 DEFAULT_MAX_PIXELS = 50_000_000
 
 # Container that each video content type must have, as sniffing reports it. MP4 and QuickTime
-# are one container format (ISO base media), told apart only by a brand, so either is taken
-# for the other.
+# are one container format (ISO base media) that differs only in its brand, so either is
+# accepted for the other.
 VIDEO_CONTAINERS: dict[str, frozenset[str]] = {
     "video/mp4": frozenset({"video/mp4", "video/quicktime"}),
     "video/quicktime": frozenset({"video/mp4", "video/quicktime"}),

@@ -134,7 +134,7 @@ class VideoActivities:
 
     @staticmethod
     async def _describe_output(target: Path, content_type: str) -> dict[str, Any]:
-        """Probe the output; raises InputError when it holds no frame."""
+        """Probe the output; raises InputError when it contains no frame."""
         if content_type == "image/gif":
             return await asyncio.to_thread(_describe_gif, target)
         output = await run_isolated(video.probe_video, target)

@@ -7,9 +7,9 @@ wrapper and ``soffice.bin`` together. Where the worker may create network namesp
 Linux), the group also runs in an empty one, so a document cannot reach any host.
 
 A slot's process is killed and replaced when it crashes, when a conversion passes the time
-limit or is canceled, and after a set number of conversions, because a resident LibreOffice
-keeps growing: one took 90 MB at start and 260 MB after 99 small DOCX, XLSX and PPTX
-conversions (LibreOffice 7.4, 2-vCPU VM).
+limit or is canceled, and after a set number of conversions. The last is because a resident
+LibreOffice keeps growing: one took 90 MB at start and 260 MB after 99 small DOCX, XLSX and
+PPTX conversions (LibreOffice 7.4, 2-vCPU VM).
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ import json
 import logging
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
@@ -30,13 +29,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from app.engines.process_group import kill_group, stop_group
 from app.errors import NON_RETRYABLE_CODES, InputError, JobErrorCode
 
 logger = logging.getLogger(__name__)
 
 BRIDGE_SCRIPT = Path(__file__).with_name("office_bridge.py")
 
-_KILL_WAIT_SECONDS = 5.0
 _AVAILABILITY_CHECK_SECONDS = 20.0
 
 
@@ -149,11 +148,6 @@ def _input_error_code(reply: dict[str, Any]) -> JobErrorCode | None:
     return code if code in NON_RETRYABLE_CODES else None
 
 
-def _kill_group(pid: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signal.SIGKILL)
-
-
 @dataclass
 class OfficeProcess:
     """One running bridge and its LibreOffice, serving one conversion at a time."""
@@ -194,10 +188,10 @@ class OfficeProcess:
                 _read_message(process), timeout=settings.start_timeout_seconds + 5
             )
         except BaseException:
-            await _stop(process)
+            await stop_group(process)
             raise
         if ready.get("event") != "ready":
-            await _stop(process)
+            await stop_group(process)
             raise OfficeFailed(f"LibreOffice did not start: {ready.get('message', ready)}")
         logger.info(
             "LibreOffice started",
@@ -213,7 +207,7 @@ class OfficeProcess:
         return await _read_message(self.process)
 
     async def stop(self) -> None:
-        await _stop(self.process)
+        await stop_group(self.process)
 
 
 async def _read_message(process: asyncio.subprocess.Process) -> dict[str, Any]:
@@ -230,12 +224,6 @@ async def _read_message(process: asyncio.subprocess.Process) -> dict[str, Any]:
             continue
         if isinstance(message, dict):
             return message
-
-
-async def _stop(process: asyncio.subprocess.Process) -> None:
-    _kill_group(process.pid)
-    with contextlib.suppress(asyncio.TimeoutError, ProcessLookupError):
-        await asyncio.wait_for(process.wait(), timeout=_KILL_WAIT_SECONDS)
 
 
 @dataclass
@@ -342,7 +330,7 @@ class OfficePool:
         # Kill at once, synchronously: this also runs when the conversion's task is canceled,
         # and LibreOffice must not write the PDF after that.
         if office is not None:
-            _kill_group(office.process.pid)
+            kill_group(office.process.pid)
         slot.process = None
         if self._closed:
             return

@@ -339,8 +339,8 @@ def pdf_to_markdown(
 def _lost_most_text(text: str, markdown: str) -> bool:
     """Tell whether the Markdown of a page kept less than half of its text layer's letters."""
     letters = sum(char.isalnum() for char in text)
-    kept = sum(char.isalnum() for char in markdown)
-    return letters >= 20 and kept < letters / 2
+    markdown_letters = sum(char.isalnum() for char in markdown)
+    return letters >= 20 and markdown_letters < letters / 2
 
 
 def _grade_markdown(
@@ -372,8 +372,8 @@ def _grade_markdown(
 
 
 def _list_pages(numbers: list[int]) -> str:
-    shown = ", ".join(str(number) for number in numbers[:10])
-    return shown + (f" and {len(numbers) - 10} more" if len(numbers) > 10 else "")
+    listed = ", ".join(str(number) for number in numbers[:10])
+    return listed + (f" and {len(numbers) - 10} more" if len(numbers) > 10 else "")
 
 
 # Text-only DOCX

@@ -43,8 +43,8 @@ def sniff_content_type(head: bytes) -> str | None:
             return content_type
 
     if head.startswith(_EBML_SIGNATURE):
-        # WebM is Matroska with a restricted set of codecs; the EBML header's DocType says
-        # which. A header without either name is reported as WebM.
+        # WebM is Matroska with a restricted set of codecs, and the EBML header's DocType
+        # names which of the two a file is. A header without either name is reported as WebM.
         return "video/x-matroska" if b"matroska" in head[:64] else "video/webm"
 
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":

@@ -10,9 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import shutil
-import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,12 +18,12 @@ from pathlib import Path
 import av
 import imageio_ffmpeg
 
+from app.engines.process_group import stop_group
 from app.errors import InputError, JobErrorCode
 
 logger = logging.getLogger(__name__)
 
 _STDERR_TAIL_BYTES = 2000
-_KILL_WAIT_SECONDS = 5.0
 
 
 def find_ffmpeg(configured: str = "") -> str | None:
@@ -355,9 +353,7 @@ async def run_ffmpeg(
         code = await process.wait()
         tail = await errors
     except BaseException:
-        _kill_group(process.pid)
-        with contextlib.suppress(asyncio.TimeoutError, ProcessLookupError):
-            await asyncio.wait_for(process.wait(), _KILL_WAIT_SECONDS)
+        await stop_group(process)
         errors.cancel()
         raise
     if code != 0:
@@ -383,8 +379,3 @@ async def _read_tail(stream: asyncio.StreamReader | None) -> bytes:
     while chunk := await stream.read(65536):
         tail = (tail + chunk)[-_STDERR_TAIL_BYTES:]
     return tail.strip()
-
-
-def _kill_group(pid: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signal.SIGKILL)

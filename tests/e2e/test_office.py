@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 from typing import Any
 
 import httpx
@@ -12,7 +11,7 @@ import pytest
 from temporalio.client import Client
 
 from tests import documents
-from tests.conftest import wait_for_engine_pid
+from tests.conftest import group_alive, wait_for_engine_pid
 from tests.e2e.conftest import (
     Account,
     Stack,
@@ -251,16 +250,6 @@ def long_docx() -> bytes:
     return documents.make_long_docx(pages=600)
 
 
-def _group_alive(pgid: int) -> bool:
-    for process in psutil.process_iter(["status"]):
-        try:
-            if os.getpgid(process.pid) == pgid and process.info["status"] != "zombie":
-                return True
-        except (ProcessLookupError, psutil.NoSuchProcess):
-            continue
-    return False
-
-
 async def _start_long_job(
     http: httpx.AsyncClient, account: Account, temporal: Client, data: bytes
 ) -> tuple[dict[str, Any], int]:
@@ -294,7 +283,7 @@ async def test_killed_office_retried(
     assert finished["status"] == "succeeded", finished["error"]
     assert finished["attempt"] == 2
     assert finished["output"]["metadata"]["pageCount"] >= 600
-    assert not _group_alive(group)
+    assert not group_alive(group)
 
 
 async def test_cancel_stops_office(
@@ -311,7 +300,7 @@ async def test_cancel_stops_office(
     assert canceled.json()["status"] == "canceled"
 
     deadline = asyncio.get_running_loop().time() + 5
-    while _group_alive(group):
+    while group_alive(group):
         assert asyncio.get_running_loop().time() < deadline, "LibreOffice outlived the cancel"
         await asyncio.sleep(0.05)
     final = await wait_for_job(http, account, job["id"])
@@ -346,6 +335,6 @@ async def test_deadline_stops_office(
     assert finished["error"]["code"] == "deadline_exceeded"
     assert finished["output"] is None
     deadline = asyncio.get_running_loop().time() + 5
-    while _group_alive(group):
+    while group_alive(group):
         assert asyncio.get_running_loop().time() < deadline, "LibreOffice outlived the deadline"
         await asyncio.sleep(0.05)
