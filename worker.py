@@ -23,11 +23,13 @@ from app.activities.video import VideoActivities
 from app.config import Lane, Settings, get_settings
 from app.db.migrate import upgrade_database
 from app.db.session import Database
+from app.engines.files import remove_orphaned_folders
 from app.engines.isolated import start_forkserver
 from app.engines.office import OfficePool, OfficeSettings, office_missing_reason
 from app.engines.video import find_ffmpeg
 from app.logs import configure_logging
 from app.storage import create_store
+from app.storage.base import BlobStore
 from app.temporal import connect, metrics_runtime
 from app.workflows.job import JobWorkflow
 
@@ -51,6 +53,7 @@ def build_workers(
     client: Client,
     settings: Settings,
     db: Database,
+    store: BlobStore,
     lanes: list[Lane],
     office_pool: OfficePool | None = None,
 ) -> list[Worker]:
@@ -58,7 +61,6 @@ def build_workers(
 
     The documents lane serves office conversions only when ``office_pool`` is given.
     """
-    store = create_store(settings)
     bookkeeping = BookkeepingActivities(db, store)
     inputs = InputActivities(store, settings.work_dir)
     images = ImageActivities(store, settings.work_dir, settings.image_engine_processes)
@@ -134,6 +136,9 @@ async def run(lanes: list[Lane]) -> None:
         runtime = metrics_runtime(settings.worker_metrics_address)
         logger.info("Serving metrics on http://%s/metrics", settings.worker_metrics_address)
     client = await connect(settings, runtime)
+    orphans = remove_orphaned_folders(settings.work_dir)
+    if orphans:
+        logger.info("Removed %d job folders left by stopped workers", orphans)
     office_pool = None
     if Lane.DOCUMENTS in lanes:
         missing = office_missing_reason(settings.libreoffice_path, settings.libreoffice_python)
@@ -141,7 +146,8 @@ async def run(lanes: list[Lane]) -> None:
             office_pool = OfficePool(office_settings(settings))
         else:
             logger.warning("Office conversions are off on this worker: %s", missing)
-    workers = build_workers(client, settings, db, lanes, office_pool)
+    store = create_store(settings)
+    workers = build_workers(client, settings, db, store, lanes, office_pool)
     if Lane.LIGHT in lanes:
         # Start the engine fork server now, so the first conversion does not wait for it.
         await start_forkserver()
@@ -163,6 +169,7 @@ async def run(lanes: list[Lane]) -> None:
         await asyncio.gather(warming, return_exceptions=True)
     if office_pool is not None:
         await office_pool.close()
+    await store.close()
     await db.dispose()
     logger.info("Worker stopped")
 

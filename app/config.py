@@ -20,6 +20,11 @@ class Environment(enum.StrEnum):
     PRODUCTION = "production"
 
 
+class StorageKind(enum.StrEnum):
+    LOCAL = "local"
+    S3 = "s3"
+
+
 class Lane(enum.StrEnum):
     """Task-queue lanes; each kind of work scales on its own workers."""
 
@@ -53,8 +58,23 @@ class Settings(BaseSettings):
     """Largest JSON request body; file inputs go through upload URLs instead."""
     upload_intent_ttl_seconds: int = Field(default=900, ge=10, le=86_400)
     download_intent_ttl_seconds: int = Field(default=300, ge=10, le=86_400)
-    upload_poll_seconds: int = Field(default=30, ge=1)
-    """How often a queued job checks the store for its input when no upload signal arrives."""
+    upload_poll_seconds: int = Field(default=5, ge=1)
+    """Longest pause between a queued job's checks for its input when the store sends no
+    upload signal (S3); the pauses grow from one second to this."""
+
+    storage: StorageKind = StorageKind.LOCAL
+    """``local`` keeps objects under ``data_dir``; ``s3`` keeps them in an S3 bucket."""
+    s3_bucket: str = ""
+    s3_region: str = "us-east-1"
+    s3_endpoint_url: str = ""
+    """Address of an S3-compatible server such as MinIO; empty means AWS S3."""
+    s3_public_endpoint_url: str = ""
+    """Address that clients use in upload and download URLs; empty means ``s3_endpoint_url``."""
+    s3_access_key_id: str = ""
+    """Empty means the AWS credential chain (environment, profile, instance role)."""
+    s3_secret_access_key: str = ""
+    s3_addressing_style: Literal["auto", "path", "virtual"] = "auto"
+    """``auto`` means path style with ``s3_endpoint_url`` and virtual hosts on AWS."""
 
     max_retention_seconds: int | None = Field(default=None, ge=1)
     """Upper bound on how long outputs are kept, below each tool's own retention."""
@@ -88,6 +108,16 @@ class Settings(BaseSettings):
     """ffmpeg to run, as a path or a command name; empty means the one imageio-ffmpeg ships."""
     video_engine_processes: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
     """ffmpeg runs one worker starts at once on the media lane."""
+
+    @model_validator(mode="after")
+    def _require_bucket(self) -> Settings:
+        if self.storage is StorageKind.S3 and not self.s3_bucket:
+            raise ValueError("WORKLANE_S3_BUCKET must be set when WORKLANE_STORAGE is s3")
+        if bool(self.s3_access_key_id) != bool(self.s3_secret_access_key):
+            raise ValueError(
+                "Set both WORKLANE_S3_ACCESS_KEY_ID and WORKLANE_S3_SECRET_ACCESS_KEY, or neither"
+            )
+        return self
 
     @model_validator(mode="after")
     def _reject_unsafe_production_values(self) -> Settings:

@@ -7,7 +7,7 @@ import os
 import shutil
 import sys
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -15,9 +15,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import psutil
 import pytest
-from temporalio.api.enums.v1 import IndexedValueType
-from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
@@ -25,8 +23,10 @@ from app.config import Environment, Settings
 from app.db import accounts
 from app.db.migrate import upgrade_database
 from app.db.session import Database
+from app.devstack import free_port
 from app.storage.local import LocalBlobStore
-from app.temporal import SEARCH_ATTRIBUTE_NAMES
+from app.temporal import register_search_attributes
+from tests.s3server import S3Server
 
 VENV_BIN = Path(sys.executable).parent
 POSTGRES_URL_VARIABLE = "WORKLANE_TEST_POSTGRES_URL"
@@ -48,17 +48,6 @@ def venv_tool(name: str) -> str:
     if not found:
         pytest.fail(f"{name} is not installed; run 'make test', which installs it")
     return found
-
-
-async def register_search_attributes(client: Client) -> None:
-    await client.operator_service.add_search_attributes(
-        AddSearchAttributesRequest(
-            namespace=client.namespace,
-            search_attributes={
-                name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD for name in SEARCH_ATTRIBUTE_NAMES
-            },
-        )
-    )
 
 
 @pytest.fixture(scope="session")
@@ -104,6 +93,19 @@ async def db(settings: Settings) -> AsyncIterator[Database]:
 @pytest.fixture(scope="session")
 def store(settings: Settings) -> LocalBlobStore:
     return LocalBlobStore(settings.blob_dir)
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """A local S3-compatible server on loopback with an empty bucket."""
+    server = S3Server(
+        port=free_port(), moto_port=free_port(), log_dir=tmp_path_factory.mktemp("s3-logs")
+    )
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -38,7 +38,7 @@ from tests.images import gradient_png, noisy_png, slow_webp
 
 RETENTION_SECONDS = 24 * 3600
 HISTORY_DIR = Path(__file__).parent / "histories"
-HISTORY_VERSION = "v2"
+HISTORY_VERSION = "v3"
 """Prefix of the histories recorded from the current JobWorkflow.
 
 Raise it when the workflow's commands change. Keep the older files, so the replay test still
@@ -73,7 +73,9 @@ class Harness:
         deadline_seconds: int = 120,
         max_attempts: int = 3,
         options: dict[str, Any] | None = None,
+        upload_signal_expected: bool = True,
     ) -> tuple[JobParams, WorkflowHandle[JobWorkflow, Any]]:
+        """Start a job; with a payload, store it and signal the upload unless the job polls."""
         job_id = f"job_{uuid.uuid4().hex[:24]}"
         key = new_object_key(self.workspace_id, job_id, "input")
         size = declared_size if declared_size is not None else len(payload or b"")
@@ -99,6 +101,7 @@ class Harness:
             convert_activity=names.COMPRESS_IMAGE,
             convert_task_queue=self.task_queue,
             heartbeat_timeout_seconds=5,
+            upload_signal_expected=upload_signal_expected,
         )
         async with self.db.session() as session:
             session.add(
@@ -123,7 +126,8 @@ class Harness:
         )
         if payload is not None:
             await put_bytes(self.store, key, payload)
-            await handle.signal(JobWorkflow.input_uploaded)
+            if upload_signal_expected:
+                await handle.signal(JobWorkflow.input_uploaded)
         return params, handle
 
     async def job(self, job_id: str) -> Job:
@@ -426,3 +430,45 @@ async def test_running_cap_keeps_extra_jobs_queued(harness: Harness) -> None:
             finished = await harness.wait_for(params.job_id, lambda j: j.status == "succeeded")
             assert finished.error is None
         await record_history(waiting_handle, "waited-for-run-slot")
+
+
+async def test_polling_job_finds_its_upload(harness: Harness) -> None:
+    # The store sends no signal (S3): the workflow looks for the object after growing pauses.
+    payload = gradient_png()
+    async with worker(harness):
+        params, handle = await harness.create_job(
+            None, declared_size=len(payload), upload_signal_expected=False
+        )
+        await _wait_for_event(handle, EventType.EVENT_TYPE_TIMER_STARTED)
+        assert params.input_object_key is not None
+        await put_bytes(harness.store, params.input_object_key, payload)
+        job = await harness.wait_for(params.job_id, lambda j: j.status == "succeeded")
+        await record_history(handle, "polled-upload")
+    assert job.attempt == 1
+    history = await handle.fetch_history()
+    timers = [
+        event.timer_started_event_attributes.start_to_fire_timeout.ToSeconds()
+        for event in history.events
+        if event.event_type == EventType.EVENT_TYPE_TIMER_STARTED
+    ]
+    # Pauses of 1, 2, 4 ... seconds; the first check comes after one second.
+    assert timers[0] == 1
+    assert timers == sorted(timers)
+
+
+async def test_late_upload_deleted_when_url_expires(harness: Harness) -> None:
+    async with worker(harness):
+        params, handle = await harness.create_job(
+            None, declared_size=100, upload_in_seconds=600, upload_signal_expected=False
+        )
+        await _wait_for_event(handle, EventType.EVENT_TYPE_TIMER_STARTED)
+        await handle.cancel()
+        await harness.wait_for(params.job_id, lambda j: j.status == "canceled")
+        # The presigned URL still works after the cancel: an upload arrives.
+        assert params.input_object_key is not None
+        await put_bytes(harness.store, params.input_object_key, b"x" * 100)
+        assert await harness.store.size(params.input_object_key) == 100
+        with pytest.raises(WorkflowFailureError):
+            await handle.result()
+        await record_history(handle, "late-upload-deleted")
+    assert await harness.store.size(params.input_object_key) is None

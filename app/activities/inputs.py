@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import tempfile
 from pathlib import Path
 
 from temporalio import activity
 
 from app.activities.errors import input_failure
 from app.engines import images, office_formats
+from app.engines.files import job_folder
 from app.engines.sniff import SNIFF_BYTES, sniff_content_type
 from app.errors import InputError, JobErrorCode
 from app.storage.base import BlobStore
@@ -42,12 +42,8 @@ class InputActivities:
             raise input_failure(err) from err
 
     async def _check_video_container(self, object_key: str, declared: str) -> None:
-        head = b""
-        async for chunk in self.store.read_stream(object_key):
-            head += chunk
-            if len(head) >= SNIFF_BYTES:
-                break
-        detected = sniff_content_type(head[:SNIFF_BYTES])
+        head = await self.store.read_head(object_key, SNIFF_BYTES)
+        detected = sniff_content_type(head)
         if detected not in VIDEO_CONTAINERS[declared]:
             raise InputError(
                 JobErrorCode.INPUT_TYPE_MISMATCH,
@@ -80,7 +76,7 @@ class InputActivities:
             return facts
 
         self.work_dir.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=self.work_dir, prefix=f"{request.job_id}-") as tmp:
+        with job_folder(self.work_dir, request.job_id) as tmp:
             path = Path(tmp) / "input"
             await self.store.fetch_to_path(request.object_key, path)
             if is_office:

@@ -6,7 +6,6 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from typing import Annotated
-from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
@@ -20,6 +19,7 @@ from app.storage.base import (
     BlobNotFound,
     BlobSizeMismatch,
     InvalidObjectKey,
+    attachment_disposition,
     job_id_of_key,
 )
 from app.storage.signing import BLOB_PATH, SignatureError, SignedRequest, verify
@@ -147,10 +147,11 @@ async def download(
         except BlobNotFound:
             logger.warning("Output deleted during download", extra={"object_key": key})
 
-    ascii_name = file_name.encode("ascii", "replace").decode().replace('"', "_").replace("?", "_")
-    disposition = f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(file_name)}"
     return StreamingResponse(
         _stream(),
         media_type=content_type,
-        headers={"Content-Disposition": disposition, "Content-Length": str(size)},
+        headers={
+            "Content-Disposition": attachment_disposition(file_name),
+            "Content-Length": str(size),
+        },
     )

@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from sqlalchemy import text
 
-from app.api.deps import ServicesDep
+from app.api.deps import Services, ServicesDep
 
 logger = logging.getLogger(__name__)
 router = APIRouter(tags=["health"])
@@ -40,24 +41,28 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz")
-async def readyz(services: ServicesDep) -> JSONResponse:
-    """Readiness: Temporal and the database respond within 3 seconds."""
-    checks: dict[str, str] = {}
-    try:
-        async with asyncio.timeout(READINESS_TIMEOUT_SECONDS), services.db.session() as session:
-            await session.exec(text("SELECT 1"))  # type: ignore[call-overload]
-        checks["database"] = "ok"
-    except Exception as err:
-        logger.warning("Readiness: database check failed: %s", err)
-        checks["database"] = "unreachable"
+async def _check(name: str, probe: Awaitable[object], checks: dict[str, str]) -> None:
     try:
         async with asyncio.timeout(READINESS_TIMEOUT_SECONDS):
-            await services.temporal.service_client.check_health()
-        checks["temporal"] = "ok"
+            await probe
+        checks[name] = "ok"
     except Exception as err:
-        logger.warning("Readiness: Temporal check failed: %s", err)
-        checks["temporal"] = "unreachable"
+        logger.warning("Readiness: %s check failed: %s", name, err)
+        checks[name] = "unreachable"
+
+
+async def _database_answers(services: Services) -> None:
+    async with services.db.session() as session:
+        await session.exec(text("SELECT 1"))  # type: ignore[call-overload]
+
+
+@router.get("/readyz")
+async def readyz(services: ServicesDep) -> JSONResponse:
+    """Readiness: the database, Temporal and the blob store respond within 3 seconds each."""
+    checks: dict[str, str] = {}
+    await _check("database", _database_answers(services), checks)
+    await _check("temporal", services.temporal.service_client.check_health(), checks)
+    await _check("storage", services.store.check(), checks)
     ready = all(value == "ok" for value in checks.values())
     if ready:
         return JSONResponse({"status": "ready", "checks": checks})

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from temporalio.client import Client
 from temporalio.service import RPCError
 
 from app.api.schemas import JobInputPublic, JobPublic, UploadIntent
-from app.config import Settings
 from app.db.models import Job, as_utc
-from app.storage.signing import SignedRequest
+from app.storage.base import BlobStore
 from app.workflows.types import JobStatus
 
 logger = logging.getLogger(__name__)
@@ -52,34 +50,33 @@ async def read_live_progress(client: Client, job: Job) -> LiveProgress | None:
     return LiveProgress(attempt=activity.attempt, progress=progress)
 
 
-def upload_request(job: Job) -> SignedRequest:
+def _upload_intent(job: Job, store: BlobStore) -> UploadIntent:
     expires_at = as_utc(job.upload_expires_at)
     assert job.input_object_key is not None
     assert job.input_content_type is not None
     assert expires_at is not None
     assert job.input_size_bytes is not None
-    return SignedRequest(
-        method="PUT",
-        object_key=job.input_object_key,
+    target = store.upload_target(
+        job.input_object_key,
         content_type=job.input_content_type,
-        expires=int(expires_at.timestamp()),
         size_bytes=job.input_size_bytes,
+        expires_at=expires_at,
+    )
+    return UploadIntent(
+        url=target.url,
+        headers=target.headers,
+        expires_at=expires_at,
+        object_key=job.input_object_key,
     )
 
 
-def to_public(job: Job, settings: Settings, live: LiveProgress | None = None) -> JobPublic:
+def to_public(job: Job, store: BlobStore, live: LiveProgress | None = None) -> JobPublic:
     upload_intent = None
     waiting_for_upload = (
         job.status == JobStatus.QUEUED and job.input_object_key and job.input_uploaded_at is None
     )
     if waiting_for_upload:
-        signed = upload_request(job)
-        upload_intent = UploadIntent(
-            url=signed.url(settings.resolved_public_base_url, settings.signing_secret),
-            headers={"Content-Type": signed.content_type},
-            expires_at=datetime.fromtimestamp(signed.expires, UTC),
-            object_key=signed.object_key,
-        )
+        upload_intent = _upload_intent(job, store)
 
     attempt = job.attempt
     progress = job.progress

@@ -45,7 +45,6 @@ from app.config import Lane
 from app.db import ledger
 from app.db.models import Job, as_utc, utcnow
 from app.storage.base import new_object_key
-from app.storage.signing import SignedRequest
 from app.workflows import names
 from app.workflows.job import JOB_STATUS, TOOL_SLUG, WORKSPACE_ID, JobWorkflow
 from app.workflows.types import FINISHED_STATUSES, JobParams, JobStatus
@@ -95,7 +94,7 @@ async def _present(services: Services, job: Job) -> JobPublic:
     live = None
     if job.status == JobStatus.RUNNING:
         live = await read_live_progress(services.temporal, job)
-    return to_public(job, services.settings, live)
+    return to_public(job, services.store, live)
 
 
 def _workflow_params(services: Services, job: Job, valid: ValidJob, body: JobCreate) -> JobParams:
@@ -128,7 +127,7 @@ def _workflow_params(services: Services, job: Job, valid: ValidJob, body: JobCre
         inspect_activity=conversion.inspect_activity,
         convert_activity=conversion.convert_activity,
         convert_task_queue=settings.task_queue(Lane(tool.lane)),
-        upload_signal_expected=True,
+        upload_signal_expected=services.store.signals_uploads,
         upload_poll_seconds=settings.upload_poll_seconds,
         heartbeat_timeout_seconds=settings.activity_heartbeat_seconds,
     )
@@ -252,7 +251,7 @@ async def create_job(
             + (" with the same Idempotency-Key." if key else "."),
         ) from err
     logger.info("Job created", extra={"job_id": job_id, "tool_slug": valid.tool.slug})
-    return to_public(job, services.settings)
+    return to_public(job, services.store)
 
 
 async def _replay(
@@ -346,9 +345,7 @@ async def list_jobs(
     rows = list((await session.exec(statement)).all())
     page = rows[:limit]
     next_cursor = _encode_cursor(page[-1]) if len(rows) > limit else None
-    return JobList(
-        data=[to_public(job, services.settings) for job in page], next_cursor=next_cursor
-    )
+    return JobList(data=[to_public(job, services.store) for job in page], next_cursor=next_cursor)
 
 
 @router.post("/{job_id}/cancel", response_model=JobPublic, response_model_by_alias=True)
@@ -402,7 +399,7 @@ async def close_job(
         session.add(job)
         await session.commit()
         await session.refresh(job)
-    return to_public(job, services.settings)
+    return to_public(job, services.store)
 
 
 @router.get(
@@ -434,18 +431,17 @@ async def download_intent(
             "download_expired",
             f"The output expired at {output.get('expiresAt')} and was deleted. Run the job again.",
         )
-    settings = services.settings
-    expires = utcnow() + timedelta(seconds=settings.download_intent_ttl_seconds)
-    signed = SignedRequest(
-        method="GET",
-        object_key=output["objectKey"],
+    seconds = services.settings.download_intent_ttl_seconds
+    expires_at = utcnow().replace(microsecond=0) + timedelta(seconds=seconds)
+    url = services.store.download_url(
+        output["objectKey"],
         content_type=output["contentType"],
-        expires=int(expires.timestamp()),
         file_name=output["fileName"],
+        expires_at=expires_at,
     )
     return DownloadIntent(
-        url=signed.url(settings.resolved_public_base_url, settings.signing_secret),
-        expires_at=datetime.fromtimestamp(signed.expires, UTC),
+        url=url,
+        expires_at=expires_at,
         file_name=output["fileName"],
         content_type=output["contentType"],
         size_bytes=output["sizeBytes"],

@@ -33,9 +33,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         db = Database(settings.resolved_database_url)
         temporal = await connect(settings)
         limiter = create_rate_limiter(settings.redis_url)
-        app.state.services = Services(settings, db, temporal, create_store(settings), limiter)
-        logger.info("API started on %s", settings.resolved_public_base_url)
+        store = create_store(settings)
+        app.state.services = Services(settings, db, temporal, store, limiter)
+        logger.info(
+            "API started on %s with the %s store",
+            settings.resolved_public_base_url,
+            settings.storage,
+        )
         yield
+        await store.close()
         await limiter.close()
         await db.dispose()
         logger.info("API stopped")

@@ -7,17 +7,47 @@ import contextlib
 import os
 import shutil
 from collections.abc import AsyncIterator
+from datetime import datetime
 from pathlib import Path
 
-from app.storage.base import BlobExists, BlobNotFound, BlobSizeMismatch, check_object_key
+from app.storage.base import (
+    BlobExists,
+    BlobNotFound,
+    BlobSizeMismatch,
+    UploadTarget,
+    check_object_key,
+)
+from app.storage.signing import SignedRequest
 
 CHUNK_BYTES = 1024 * 1024
 
 
 class LocalBlobStore:
-    def __init__(self, root: Path) -> None:
+    """Objects as files under ``root``; the API at ``base_url`` accepts and serves them."""
+
+    signals_uploads = True
+
+    def __init__(self, root: Path, *, base_url: str = "", secret: str = "") -> None:
         self.root = root.resolve()
         self.root.mkdir(parents=True, exist_ok=True)
+        self.base_url = base_url
+        self.secret = secret
+
+    def upload_target(
+        self, key: str, *, content_type: str, size_bytes: int, expires_at: datetime
+    ) -> UploadTarget:
+        signed = SignedRequest(
+            "PUT", key, content_type, int(expires_at.timestamp()), size_bytes=size_bytes
+        )
+        return UploadTarget(signed.url(self.base_url, self.secret), {"Content-Type": content_type})
+
+    def download_url(
+        self, key: str, *, content_type: str, file_name: str, expires_at: datetime
+    ) -> str:
+        signed = SignedRequest(
+            "GET", key, content_type, int(expires_at.timestamp()), file_name=file_name
+        )
+        return signed.url(self.base_url, self.secret)
 
     def path_for(self, key: str) -> Path:
         check_object_key(key)
@@ -58,6 +88,13 @@ class LocalBlobStore:
             while chunk := await asyncio.to_thread(handle.read, CHUNK_BYTES):
                 yield chunk
 
+    async def read_head(self, key: str, limit: int) -> bytes:
+        try:
+            with self.path_for(key).open("rb") as handle:
+                return await asyncio.to_thread(handle.read, limit)
+        except FileNotFoundError as exc:
+            raise BlobNotFound(key) from exc
+
     async def size(self, key: str) -> int | None:
         try:
             return self.path_for(key).stat().st_size
@@ -91,3 +128,10 @@ class LocalBlobStore:
         # Remove the job's folder once it is empty.
         with contextlib.suppress(OSError):
             path.parent.rmdir()
+
+    async def check(self) -> None:
+        if not os.access(self.root, os.W_OK | os.X_OK):
+            raise PermissionError(f"cannot write to {self.root}")
+
+    async def close(self) -> None:
+        return None

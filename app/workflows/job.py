@@ -54,6 +54,12 @@ RUN_SLOT_PATCH = "run-slot-cap"
 """Patch id of the cap on running jobs per workspace, which changed the start of a run."""
 RUN_SLOT_PAUSE_INITIAL = timedelta(seconds=1)
 RUN_SLOT_PAUSE_MAXIMUM = timedelta(seconds=15)
+UPLOAD_POLL_INITIAL = timedelta(seconds=1)
+# How long after an upload URL expires a late upload is looked for: S3 checks the expiry when
+# a request starts, so an upload begun just before it may still be arriving.
+# NOTE: An upload still arriving after this margin stays in the bucket; a lifecycle rule on
+# the bucket is the backstop (documented with the S3 settings).
+LATE_UPLOAD_MARGIN = timedelta(seconds=60)
 
 
 class JobFailed(Exception):
@@ -115,6 +121,7 @@ class JobWorkflow:
             workflow.logger.info(
                 "Job failed", extra={"job_id": params.job_id, "error_code": failure.code.value}
             )
+            await self._delete_late_upload(params)
             return JobOutcome(status=JobStatus.FAILED, error_code=failure.code.value)
         except BaseException as err:
             if not is_cancelled_exception(err):
@@ -124,6 +131,7 @@ class JobWorkflow:
             error = _error(JobErrorCode.CANCELED, message) | {"canceledWhile": canceled_while}
             await self._finish_unsuccessfully(params, JobStatus.CANCELED, error, None)
             workflow.logger.info("Job canceled", extra={"job_id": params.job_id})
+            await self._delete_late_upload(params)
             raise
 
         await self._keep_until_expiry(params, result)
@@ -173,13 +181,19 @@ class JobWorkflow:
     async def _wait_for_upload(self, params: JobParams) -> None:
         assert params.upload_expires_at is not None and params.input_object_key is not None
         check = ObjectExistsRequest(job_id=params.job_id, object_key=params.input_object_key)
+        # Runs on an API that signals uploads never reach the pauses below, so their
+        # growth changed no recorded history.
+        pause = UPLOAD_POLL_INITIAL
+        longest_pause = timedelta(seconds=params.upload_poll_seconds)
         while True:
             remaining = params.upload_expires_at - workflow.now()
             if remaining <= timedelta(0):
                 break
             wait = remaining
             if not params.upload_signal_expected:
-                wait = min(wait, timedelta(seconds=params.upload_poll_seconds))
+                # The store sends no signal: look for the object after growing pauses.
+                wait = min(wait, pause)
+                pause = min(pause * 2, longest_pause)
             try:
                 await workflow.wait_condition(lambda: self._input_uploaded, timeout=wait)
                 return
@@ -196,6 +210,23 @@ class JobWorkflow:
             "No input was uploaded before the upload URL expired. Create a new job and upload "
             "the file before uploadIntent.expiresAt.",
         )
+
+    async def _delete_late_upload(self, params: JobParams) -> None:
+        """Delete an input uploaded after the job stopped needing it.
+
+        A store that sends no upload signal (S3) accepts uploads until the presigned URL
+        expires, even once the job has ended and its input was deleted, so the workflow waits
+        for the expiry and deletes the key once more. The API's own upload route refuses
+        uploads to ended jobs, so nothing waits for that store.
+        """
+        if params.upload_signal_expected or params.upload_expires_at is None:
+            return
+        assert params.input_object_key is not None
+        wait = params.upload_expires_at + LATE_UPLOAD_MARGIN - workflow.now()
+        if wait <= timedelta(0):
+            return
+        await workflow.sleep(wait)
+        await self._delete_objects(params.job_id, [params.input_object_key])
 
     async def _object_exists(self, check: ObjectExistsRequest) -> bool:
         exists: bool = await workflow.execute_activity(
@@ -374,6 +405,8 @@ class JobWorkflow:
             )
         )
         workflow.logger.info("Job output expired and deleted", extra={"job_id": params.job_id})
+        if params.input_kind == "file":
+            await self._delete_late_upload(params)
 
     async def _delete_objects(self, job_id: str, keys: list[str]) -> None:
         await workflow.execute_activity(

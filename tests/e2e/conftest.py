@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import re
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -17,6 +20,10 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from app.devstack import DevStack, free_port
+from tests.s3server import BUCKET, S3Server
+
+# "s3" runs the suite with the S3 store against a local S3-compatible server.
+STORAGE_VARIABLE = "WORKLANE_TEST_STORAGE"
 
 # Short enough that a test can watch an output expire, long enough to download it first.
 RETENTION_SECONDS = 20
@@ -38,10 +45,25 @@ class Stack:
     dev: DevStack
     log_dir: Path
     worker_metrics_url: str
+    s3: S3Server | None = None
 
     @property
     def url(self) -> str:
         return self.dev.api_url
+
+    @property
+    def storage(self) -> str:
+        return "s3" if self.s3 else "local"
+
+    def object_keys(self, job_id: str) -> list[str]:
+        """Keys of the objects stored for a job, whichever store the stack uses."""
+        if self.s3 is None:
+            root = self.dev.data_dir / "blobs"
+            return sorted(str(path.relative_to(root)) for path in root.glob(f"*/{job_id}/*"))
+        listing = httpx.get(f"{self.s3.endpoint_url}/{BUCKET}", params={"list-type": "2"})
+        listing.raise_for_status()
+        keys = re.findall(r"<Key>([^<]+)</Key>", listing.text)
+        return sorted(key for key in keys if key.split("/")[1:2] == [job_id])
 
     def cli(self, *args: str) -> str:
         result = subprocess.run(
@@ -73,29 +95,67 @@ class Stack:
         return Account(workspace_id, fields["key"].strip(), fields["key id"].strip())
 
 
-@pytest.fixture(scope="session")
-def stack(data_dir: Path, database_url: str) -> Iterator[Stack]:
+@contextlib.contextmanager
+def running_stack(
+    data_dir: Path,
+    database_url: str,
+    request: pytest.FixtureRequest,
+    *,
+    worker_lanes: tuple[str, ...] = ("",),
+    extra_env: dict[str, str] | None = None,
+) -> Iterator[Stack]:
+    """Start Temporal, the workers and the API on free ports, with the store the leg selects."""
     log_dir = data_dir / "logs"
-    metrics_address = f"127.0.0.1:{free_port()}"
+    s3: S3Server | None = None
+    env = {
+        "WORKLANE_ENVIRONMENT": "test",
+        "WORKLANE_DATABASE_URL": database_url,
+        "WORKLANE_MAX_RETENTION_SECONDS": str(RETENTION_SECONDS),
+        "WORKLANE_LOG_FORMAT": "json",
+    }
+    if os.environ.get(STORAGE_VARIABLE) == "s3":
+        s3 = request.getfixturevalue("s3_server")
+        env |= s3.settings_env()
+    metrics_url = ""
+    if len(worker_lanes) == 1:
+        metrics_address = f"127.0.0.1:{free_port()}"
+        env["WORKLANE_WORKER_METRICS_ADDRESS"] = metrics_address
+        metrics_url = f"http://{metrics_address}/metrics"
     dev = DevStack(
         data_dir=data_dir,
         api_port=free_port(),
         temporal_port=free_port(),
         ui_port=None,
         log_dir=log_dir,
-        extra_env={
-            "WORKLANE_ENVIRONMENT": "test",
-            "WORKLANE_DATABASE_URL": database_url,
-            "WORKLANE_MAX_RETENTION_SECONDS": str(RETENTION_SECONDS),
-            "WORKLANE_LOG_FORMAT": "json",
-            "WORKLANE_WORKER_METRICS_ADDRESS": metrics_address,
-        },
+        extra_env=env | (extra_env or {}),
+        worker_lanes=worker_lanes,
     )
     dev.start()
     try:
-        yield Stack(dev, log_dir, f"http://{metrics_address}/metrics")
+        yield Stack(dev, log_dir, metrics_url, s3)
     finally:
         dev.stop()
+
+
+@pytest.fixture(scope="session")
+def stack(data_dir: Path, database_url: str, request: pytest.FixtureRequest) -> Iterator[Stack]:
+    with running_stack(data_dir, database_url, request) as started:
+        yield started
+
+
+@pytest.fixture
+def local_store(stack: Stack) -> None:
+    """Skip a test of the API's own upload and download URLs when the stack uses S3."""
+    if stack.s3 is not None:
+        pytest.skip("checks the local store's URLs; the S3 leg checks the bucket's instead")
+
+
+@pytest.fixture
+def s3(stack: Stack) -> S3Server:
+    """The stack's S3 server; skips the test when the stack uses the local store."""
+    if stack.s3 is None:
+        pytest.skip(f"runs with {STORAGE_VARIABLE}=s3 only")
+    return stack.s3
 
 
 @pytest.fixture(scope="session")

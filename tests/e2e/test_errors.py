@@ -208,6 +208,7 @@ def _with_query(url: str, **changes: str) -> str:
     return parts._replace(query=urlencode(query)).geturl()
 
 
+@pytest.mark.usefixtures("local_store")
 async def test_upload_url_checks(http: httpx.AsyncClient, account: Account) -> None:
     payload = gradient_png()
     job = await create_file_job(http, account, payload)
@@ -266,6 +267,7 @@ async def test_upload_url_checks(http: httpx.AsyncClient, account: Account) -> N
     assert_error(await upload(http, job, payload), 409, "upload_already_used")
 
 
+@pytest.mark.usefixtures("local_store")
 async def test_download_url_checks(http: httpx.AsyncClient, account: Account) -> None:
     job = await run_file_job(http, account, gradient_png())
     intent = (
@@ -325,7 +327,7 @@ async def test_health_readiness_and_metrics(http: httpx.AsyncClient) -> None:
     assert (await http.get("/healthz")).json() == {"status": "ok"}
     ready = await http.get("/readyz")
     assert ready.status_code == 200
-    assert ready.json()["checks"] == {"database": "ok", "temporal": "ok"}
+    assert ready.json()["checks"] == {"database": "ok", "temporal": "ok", "storage": "ok"}
     metrics = await http.get("/metrics")
     assert "worklane_http_requests_total" in metrics.text
     assert_error(await http.get("/v1/nothing-here"), 404, "not_found")

@@ -177,7 +177,7 @@ async def _wait_until(
     raise AssertionError(f"job {job_id} never matched; last seen {job}")
 
 
-async def test_cancel_queued_job(http: httpx.AsyncClient, account: Account) -> None:
+async def test_cancel_queued_job(stack: Stack, http: httpx.AsyncClient, account: Account) -> None:
     job = await create_file_job(http, account, gradient_png())
     response = await http.post(f"/v1/jobs/{job['id']}/cancel", headers=account.headers)
     assert response.status_code == 200
@@ -190,8 +190,13 @@ async def test_cancel_queued_job(http: httpx.AsyncClient, account: Account) -> N
     assert again.json()["error"]["code"] == "job_not_cancelable"
 
     late_upload = await upload(http, job, gradient_png())
-    assert late_upload.status_code == 409
-    assert late_upload.json()["error"]["code"] == "upload_not_accepted"
+    if stack.s3 is None:
+        assert late_upload.status_code == 409
+        assert late_upload.json()["error"]["code"] == "upload_not_accepted"
+    else:
+        # A presigned URL cannot be revoked: the bucket takes the upload, and the workflow
+        # deletes it once the URL has expired (tested on the time-skipping server).
+        assert late_upload.status_code == 200
 
 
 async def test_list_filters_pagination_and_close(stack: Stack, http: httpx.AsyncClient) -> None:
@@ -319,7 +324,9 @@ async def test_idempotent_replay_after_job_finished(
     assert replay.json()["status"] == "succeeded"
 
 
-async def test_output_expires_after_retention(http: httpx.AsyncClient, account: Account) -> None:
+async def test_output_expires_after_retention(
+    stack: Stack, http: httpx.AsyncClient, account: Account
+) -> None:
     job = await run_file_job(http, account, gradient_png())
     assert job["status"] == "succeeded"
     intent = (
@@ -334,5 +341,9 @@ async def test_output_expires_after_retention(http: httpx.AsyncClient, account: 
     assert response.status_code == 410
     assert response.json()["error"]["code"] == "download_expired"
     stale_url = await http.get(intent["url"])
-    assert stale_url.status_code == 410
-    assert stale_url.json()["error"]["code"] == "download_expired"
+    if stack.s3 is None:
+        assert stale_url.status_code == 410
+        assert stale_url.json()["error"]["code"] == "download_expired"
+    else:
+        assert stale_url.status_code in {403, 404}
+    assert stack.object_keys(job["id"]) == []
