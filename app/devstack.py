@@ -72,6 +72,9 @@ class DevStack:
     log_dir: Path | None = None
     """Folder of the per-process log files; ``None`` leaves the output on this terminal."""
     extra_env: dict[str, str] = field(default_factory=dict)
+    worker_lanes: tuple[str, ...] = ("",)
+    """One worker process per entry, serving the lanes it lists (``media`` or ``light,documents``);
+    an empty entry serves every lane."""
     die_with_parent: bool = False
     """Have the kernel stop the children if this process dies, even by SIGKILL.
 
@@ -137,18 +140,38 @@ class DevStack:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         try:
             self._start_temporal()
-            self._spawn("worker", [sys.executable, "worker.py"])
-            self._spawn(
-                "api",
-                [
-                    sys.executable, "-m", "uvicorn", "app.api.main:create_app", "--factory",
-                    "--host", "127.0.0.1", "--port", str(self.api_port), "--no-access-log",
-                ],
-            )  # fmt: skip
-            self._wait("api", self._api_ready, f"GET {self.api_url}/readyz")
+            for name in self.worker_names:
+                self.start_worker(name)
+            self.start_api()
         except BaseException:
             self.stop()
             raise
+
+    @property
+    def worker_names(self) -> list[str]:
+        if len(self.worker_lanes) == 1:
+            return ["worker"]
+        return [f"worker-{number}" for number in range(1, len(self.worker_lanes) + 1)]
+
+    def start_worker(self, name: str) -> None:
+        """Start (or start again) the worker ``name`` with its lanes."""
+        lanes = self.worker_lanes[self.worker_names.index(name)]
+        self._spawn(name, [sys.executable, "worker.py", *(["--lanes", lanes] if lanes else [])])
+
+    def start_api(self) -> None:
+        self._spawn(
+            "api",
+            [
+                sys.executable, "-m", "uvicorn", "app.api.main:create_app", "--factory",
+                "--host", "127.0.0.1", "--port", str(self.api_port), "--no-access-log",
+            ],
+        )  # fmt: skip
+        self._wait("api", self._api_ready, f"GET {self.api_url}/readyz")
+
+    def restart_temporal(self) -> None:
+        """Stop the Temporal server and start it again on the same port and database file."""
+        self.stop_process("temporal")
+        self._start_temporal()
 
     def _start_temporal(self) -> None:
         command = [
@@ -184,20 +207,24 @@ class DevStack:
         except httpx.HTTPError:
             return False
 
-    def stop(self) -> None:
-        """Stop the API, then the worker, then Temporal; each gets SIGTERM, then SIGKILL."""
-        for name in ("api", "worker", "temporal"):
-            process = self.processes.pop(name, None)
-            if process is None or process.poll() is not None:
-                continue
+    def stop_process(self, name: str, sig: signal.Signals = signal.SIGTERM) -> None:
+        """Send ``sig`` to the process group of ``name``, then SIGKILL if it does not exit."""
+        process = self.processes.pop(name, None)
+        if process is None or process.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, sig)
+        try:
+            process.wait(timeout=STOP_TIMEOUT_SECONDS)
+        except subprocess.TimeoutExpired:
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=STOP_TIMEOUT_SECONDS)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+    def stop(self) -> None:
+        """Stop the API, then the workers, then Temporal; each gets SIGTERM, then SIGKILL."""
+        for name in ("api", *self.worker_names, "temporal"):
+            self.stop_process(name)
 
     def create_dev_key(self) -> str:
         key_file = self.data_dir / "dev-api-key"

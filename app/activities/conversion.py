@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import tempfile
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from temporalio.exceptions import ApplicationError
 
 from app.activities.errors import input_failure
 from app.activities.heartbeat import Progress, heartbeating
+from app.engines.files import job_folder
 from app.errors import InputError
 from app.storage.base import BlobStore
 from app.workflows.types import ConvertRequest, ConvertResult
@@ -69,7 +69,7 @@ async def conversion_files(
         progress = Progress()
         await asyncio.to_thread(work_dir.mkdir, parents=True, exist_ok=True)
         async with heartbeating(progress), slots or contextlib.nullcontext():
-            with tempfile.TemporaryDirectory(dir=work_dir, prefix=f"{request.job_id}-") as folder:
+            with job_folder(work_dir, request.job_id) as folder:
                 files = ConversionFiles(
                     Path(folder) / "input", Path(folder) / output_name, progress
                 )

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from app.engines.process_group import kill_group, stop_group
+from app.engines.process_group import kill_group, process_exists, stop_group
 from app.errors import NON_RETRYABLE_CODES, InputError, JobErrorCode
 
 logger = logging.getLogger(__name__)
@@ -377,15 +377,5 @@ def _remove_stale_pools(root: Path) -> None:
             pid = int(folder.name.split("-")[1])
         except (IndexError, ValueError):
             continue
-        if pid != os.getpid() and not _process_exists(pid):
+        if pid != os.getpid() and not process_exists(pid):
             shutil.rmtree(folder, ignore_errors=True)
-
-
-def _process_exists(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import signal
 
 KILL_WAIT_SECONDS = 5.0
@@ -25,3 +26,26 @@ async def stop_group(process: asyncio.subprocess.Process) -> None:
     kill_group(process.pid)
     with contextlib.suppress(TimeoutError, ProcessLookupError):
         await asyncio.wait_for(process.wait(), timeout=KILL_WAIT_SECONDS)
+
+
+def dies_with_worker(command: list[str]) -> list[str]:
+    """Prefix ``command`` so the kernel kills it when the worker process dies, even by SIGKILL.
+
+    util-linux's ``setpriv --pdeathsig`` sets the signal and then runs the command; without
+    ``setpriv`` the command runs as given.
+    """
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        return command
+    return [setpriv, "--pdeathsig", "KILL", "--", *command]
+
+
+def process_exists(pid: int) -> bool:
+    """Tell whether a process with this id exists (it may belong to another user)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -18,7 +18,7 @@ from pathlib import Path
 import av
 import imageio_ffmpeg
 
-from app.engines.process_group import stop_group
+from app.engines.process_group import dies_with_worker, stop_group
 from app.errors import InputError, JobErrorCode
 
 logger = logging.getLogger(__name__)
@@ -337,7 +337,7 @@ async def run_ffmpeg(
     the output position in microseconds. If the awaiting task is canceled, the whole group
     is killed with SIGKILL before CancelledError propagates, so no output is finished.
     """
-    full = [command[0], "-progress", "pipe:1", "-nostats", *command[1:]]
+    full = dies_with_worker([command[0], "-progress", "pipe:1", "-nostats", *command[1:]])
     process = await asyncio.create_subprocess_exec(
         *full,
         stdin=asyncio.subprocess.DEVNULL,
