@@ -24,6 +24,7 @@ from app.db.accounts import PLANS
 from app.db.migrate import upgrade_database
 from app.db.models import Job, Workspace
 from app.db.session import Database
+from app.temporal import connect, register_search_attributes
 
 DEV_WORKSPACE_NAME = "development"
 DEV_OPENING_BALANCE = 1_000_000
@@ -106,6 +107,19 @@ async def _credits_change(session: AsyncSession, args: argparse.Namespace) -> in
 async def _migrate(_session: AsyncSession, _args: argparse.Namespace) -> int:
     # Opening the session already brought the schema to the newest revision.
     print("database schema is up to date")
+    return 0
+
+
+async def _setup(_session: AsyncSession, _args: argparse.Namespace) -> int:
+    # Opening the session already brought the schema to the newest revision.
+    settings = get_settings()
+    client = await connect(settings)
+    added = await register_search_attributes(client)
+    print("database schema is up to date")
+    print(
+        f"search attributes in namespace '{settings.temporal_namespace}': "
+        + (f"added {', '.join(added)}" if added else "already registered")
+    )
     return 0
 
 
@@ -291,6 +305,12 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("migrate", help="bring the database schema up to date").set_defaults(
         handler=_migrate
     )
+
+    commands.add_parser(
+        "setup",
+        help="bring the database schema up to date and register the job search attributes "
+        "in Temporal; safe to run again",
+    ).set_defaults(handler=_setup)
 
     dev = commands.add_parser("dev-setup", help="ensure the development workspace and key")
     dev.add_argument(

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import (
+    AddSearchAttributesRequest,
+    ListSearchAttributesRequest,
+)
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
@@ -29,3 +34,21 @@ def metrics_runtime(bind_address: str) -> Runtime:
         bind_address=bind_address, counters_total_suffix=True, durations_as_seconds=True
     )
     return Runtime(telemetry=TelemetryConfig(metrics=prometheus))
+
+
+async def register_search_attributes(client: Client) -> list[str]:
+    """Add the job search attributes the namespace lacks; return the names added."""
+    listed = await client.operator_service.list_search_attributes(
+        ListSearchAttributesRequest(namespace=client.namespace)
+    )
+    missing = [name for name in SEARCH_ATTRIBUTE_NAMES if name not in listed.custom_attributes]
+    if missing:
+        await client.operator_service.add_search_attributes(
+            AddSearchAttributesRequest(
+                namespace=client.namespace,
+                search_attributes={
+                    name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD for name in missing
+                },
+            )
+        )
+    return missing
