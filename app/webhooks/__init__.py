@@ -1,0 +1,1 @@
+"""Webhook signing (Standard Webhooks) and the checks on webhook target addresses."""
