@@ -109,6 +109,22 @@ class Settings(BaseSettings):
     video_engine_processes: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
     """ffmpeg runs one worker starts at once on the media lane."""
 
+    webhook_allow_http: bool = False
+    """Accept ``http`` webhook URLs as well as ``https``; for development and tests."""
+    webhook_allow_private_targets: bool = False
+    """Deliver webhooks to loopback, private and link-local addresses; for development and
+    tests, since it lets job creators reach the service's own network."""
+    webhook_retry_initial_seconds: float = Field(default=5.0, gt=0)
+    """Pause before the second delivery attempt; each later pause doubles."""
+    webhook_retry_max_interval_seconds: float = Field(default=3600.0, gt=0)
+    """Maximum pause between two delivery attempts."""
+    webhook_retry_window_seconds: float = Field(default=25 * 3600.0, gt=0)
+    """Time after the first attempt during which failed deliveries are retried."""
+    webhook_request_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    """Time limit of one delivery attempt, from connecting to the response status."""
+    webhook_secret_grace_seconds: int = Field(default=24 * 3600, ge=0)
+    """How long the previous signing secret keeps signing deliveries after a rotation."""
+
     @model_validator(mode="after")
     def _require_bucket(self) -> Settings:
         if self.storage is StorageKind.S3 and not self.s3_bucket:

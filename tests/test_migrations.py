@@ -24,5 +24,5 @@ async def test_upgrade_matches_models(db: Database, database_url: str) -> None:
     # The session fixture already upgraded this database; a second upgrade changes nothing.
     await upgrade_database(database_url)
     async with db.engine.connect() as connection:
-        assert await connection.run_sync(_revision) == "0003"
+        assert await connection.run_sync(_revision) == "0004"
         assert await connection.run_sync(_differences) == []

@@ -1,4 +1,4 @@
-"""SQL tables: workspaces, API keys, the credit ledger and the job index."""
+"""SQL tables: workspaces, API keys, the credit ledger, the job index and webhook deliveries."""
 
 from __future__ import annotations
 
@@ -36,6 +36,13 @@ class Workspace(SQLModel, table=True):
     created_at: datetime = Field(
         default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
     )
+    webhook_secret: str | None = None
+    """Current ``whsec_`` secret that signs webhook deliveries; created on first need.
+
+    Stored in plain text, because signing needs the secret itself and not a hash of it."""
+    webhook_previous_secret: str | None = None
+    """Secret replaced by the last rotation; it also signs until its expiry."""
+    webhook_previous_secret_expires_at: datetime | None = _timestamp()
 
 
 class ApiKey(SQLModel, table=True):
@@ -106,6 +113,8 @@ class Job(SQLModel, table=True):
     output: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
     error: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
     job_metadata: dict[str, str] | None = Field(default=None, sa_column=Column("metadata", JSON))
+    webhook_url: str | None = None
+    """URL that receives the event of the job's final state."""
 
 
 class LedgerEntry(SQLModel, table=True):
@@ -123,6 +132,27 @@ class LedgerEntry(SQLModel, table=True):
     """Credits added (positive) or taken (negative)."""
     balance_after: int = Field(sa_type=BigInteger)
     note: str | None = None
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
+    )
+
+
+class WebhookDelivery(SQLModel, table=True):
+    """One attempt to deliver a webhook event, whatever its outcome."""
+
+    __tablename__ = "webhook_delivery"
+
+    id: int | None = Field(default=None, primary_key=True)
+    job_id: str = Field(index=True)
+    event_id: str
+    event_type: str
+    attempt: int
+    url: str
+    status_code: int | None = None
+    """HTTP status of the receiver's response; ``None`` when no response arrived."""
+    error: str | None = None
+    """Reason the attempt failed without a response, or the target was rejected."""
+    duration_ms: int
     created_at: datetime = Field(
         default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
     )
