@@ -20,6 +20,7 @@ from app.activities.inputs import InputActivities
 from app.activities.office import OfficeActivities
 from app.activities.pdf import PdfActivities
 from app.activities.video import VideoActivities
+from app.activities.webhooks import WebhookActivities
 from app.config import Lane, Settings, get_settings
 from app.db.migrate import upgrade_database
 from app.db.session import Database
@@ -32,6 +33,7 @@ from app.storage import create_store
 from app.storage.base import BlobStore
 from app.temporal import connect, metrics_runtime
 from app.workflows.job import JobWorkflow
+from app.workflows.webhook import WebhookWorkflow
 
 logger = logging.getLogger("worklane.worker")
 
@@ -66,6 +68,7 @@ def build_workers(
     images = ImageActivities(store, settings.work_dir, settings.image_engine_processes)
     pages = HtmlActivities(store, settings.work_dir)
     pdfs = PdfActivities(store, settings.work_dir)
+    webhooks = WebhookActivities(db, store, settings)
     activities_by_lane: dict[Lane, list[Callable[..., Any]]] = {
         Lane.LIGHT: [
             bookkeeping.record_job_state,
@@ -78,6 +81,7 @@ def build_workers(
             pdfs.pdf_to_text,
             pdfs.pdf_to_markdown,
             pdfs.pdf_to_docx,
+            webhooks.deliver_webhook,
         ],
         Lane.DOCUMENTS: [],
         Lane.MEDIA: [],
@@ -99,7 +103,7 @@ def build_workers(
     workers = []
     for lane in lanes:
         activities = activities_by_lane[lane]
-        workflows = [JobWorkflow] if lane is Lane.LIGHT else []
+        workflows = [JobWorkflow, WebhookWorkflow] if lane is Lane.LIGHT else []
         if not activities and not workflows:
             logger.info("Lane %s has no engines yet; not polling its task queue", lane.value)
             continue

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,21 +26,31 @@ from temporalio.worker import Worker
 from app.activities.bookkeeping import BookkeepingActivities
 from app.activities.images import ImageActivities
 from app.activities.inputs import InputActivities
+from app.activities.webhooks import WebhookActivities
 from app.config import Settings
-from app.db import accounts
-from app.db.models import Job
+from app.db import accounts, webhooks
+from app.db.models import Job, as_utc
 from app.db.session import Database
 from app.storage.base import new_object_key
 from app.storage.local import LocalBlobStore
+from app.webhooks import signing
 from app.workflows import names
 from app.workflows.job import JobWorkflow
-from app.workflows.types import ConvertRequest, ConvertResult, JobParams
+from app.workflows.types import (
+    ConvertRequest,
+    ConvertResult,
+    JobParams,
+    WebhookConfig,
+    WebhookOutcome,
+)
+from app.workflows.webhook import WebhookWorkflow, child_workflow_id
 from tests.conftest import wait_for_engine_pid
 from tests.images import gradient_png, noisy_png, slow_webp
+from tests.webhook_receiver import running_receiver
 
 RETENTION_SECONDS = 24 * 3600
 HISTORY_DIR = Path(__file__).parent / "histories"
-HISTORY_VERSION = "v3"
+HISTORY_VERSION = "v4"
 """Prefix of the histories recorded from the current JobWorkflow.
 
 Raise it when the workflow's commands change. Keep the older files, so the replay test still
@@ -74,6 +86,7 @@ class Harness:
         max_attempts: int = 3,
         options: dict[str, Any] | None = None,
         upload_signal_expected: bool = True,
+        webhook_url: str | None = None,
     ) -> tuple[JobParams, WorkflowHandle[JobWorkflow, Any]]:
         """Start a job; with a payload, store it and signal the upload unless the job polls."""
         job_id = f"job_{uuid.uuid4().hex[:24]}"
@@ -102,6 +115,9 @@ class Harness:
             convert_task_queue=self.task_queue,
             heartbeat_timeout_seconds=5,
             upload_signal_expected=upload_signal_expected,
+            webhook=WebhookConfig(url=webhook_url, retry_initial_seconds=1)
+            if webhook_url
+            else None,
         )
         async with self.db.session() as session:
             session.add(
@@ -118,6 +134,7 @@ class Harness:
                     max_attempts=max_attempts,
                     deadline_seconds=deadline_seconds,
                     cost_units=1,
+                    webhook_url=webhook_url,
                 )
             )
             await session.commit()
@@ -162,10 +179,16 @@ def real_activities(
     bookkeeping = BookkeepingActivities(db, store)
     inputs = InputActivities(store, settings.work_dir)
     images = ImageActivities(store, settings.work_dir, max_processes=2)
+    # The test receivers listen on 127.0.0.1 over plain HTTP.
+    receiver_settings = settings.model_copy(
+        update={"webhook_allow_http": True, "webhook_allow_private_targets": True}
+    )
+    webhooks = WebhookActivities(db, store, receiver_settings)
     return [
         bookkeeping.record_job_state,
         bookkeeping.object_exists,
         bookkeeping.delete_objects,
+        webhooks.deliver_webhook,
         inputs.inspect_input,
         images.compress_image,
     ]
@@ -186,7 +209,7 @@ def worker(harness: Harness, activities: list[Callable[..., Any]] | None = None)
     return Worker(
         harness.env.client,
         task_queue=harness.task_queue,
-        workflows=[JobWorkflow],
+        workflows=[JobWorkflow, WebhookWorkflow],
         activities=activities or real_activities(harness.settings, harness.db, harness.store),
         max_heartbeat_throttle_interval=timedelta(seconds=0.2),
         default_heartbeat_throttle_interval=timedelta(seconds=0.2),
@@ -472,3 +495,96 @@ async def test_late_upload_deleted_when_url_expires(harness: Harness) -> None:
             await handle.result()
         await record_history(handle, "late-upload-deleted")
     assert await harness.store.size(params.input_object_key) is None
+
+
+async def _webhook_outcome(
+    harness: Harness, job_id: str
+) -> tuple[WebhookOutcome, WorkflowHandle[Any, Any]]:
+    handle = harness.env.client.get_workflow_handle(
+        child_workflow_id(job_id), result_type=WebhookOutcome
+    )
+    outcome = await handle.result()
+    return outcome, handle
+
+
+async def _signing_secrets(harness: Harness) -> list[str]:
+    async with harness.db.session() as session:
+        signing = await webhooks.get_signing_secrets(session, harness.workspace_id)
+    return signing.valid_at(datetime.now(UTC))
+
+
+async def test_webhook_retried_until_delivered(harness: Harness) -> None:
+    async with running_receiver([500, 200]) as receiver, worker(harness):
+        params, handle = await harness.create_job(gradient_png(), webhook_url=receiver.url)
+        job = await harness.wait_for(params.job_id, lambda j: j.status == "succeeded")
+        outcome, webhook_handle = await _webhook_outcome(harness, params.job_id)
+        await record_history(webhook_handle, "webhook-retried-then-delivered")
+        await handle.result()
+        await record_history(handle, "succeeded-with-webhook")
+
+    assert outcome.delivered is True
+    assert len(receiver.requests) == 2
+    secrets = await _signing_secrets(harness)
+    event_ids = {request.headers["webhook-id"] for request in receiver.requests}
+    assert event_ids == {"evt_" + params.job_id.removeprefix("job_")}
+    for request in receiver.requests:
+        signing.verify(secrets[0], request.headers, request.body, now=time.time())
+    event = json.loads(receiver.requests[-1].body)
+    assert event["type"] == "job.succeeded"
+    assert event["data"]["id"] == params.job_id
+    assert event["data"]["status"] == "succeeded"
+    assert event["data"]["webhookUrl"] == receiver.url
+    assert event["data"]["downloadIntent"]["method"] == "GET"
+    finished_at = as_utc(job.finished_at)
+    assert finished_at is not None
+    assert event["timestamp"] == finished_at.isoformat()
+
+    async with harness.db.session() as session:
+        deliveries = await webhooks.list_deliveries(session, params.job_id)
+    assert [row.status_code for row in deliveries] == [500, 200]
+    assert [row.attempt for row in deliveries] == [1, 2]
+
+
+async def test_webhook_reports_failed_job(harness: Harness) -> None:
+    async with running_receiver([204]) as receiver, worker(harness):
+        params, handle = await harness.create_job(
+            b"not an image at all\n" * 10, webhook_url=receiver.url
+        )
+        await harness.wait_for(params.job_id, lambda j: j.status == "failed")
+        outcome, _ = await _webhook_outcome(harness, params.job_id)
+        await _wait_closed(handle)
+        await record_history(handle, "failed-with-webhook")
+    assert outcome.delivered is True
+    event = json.loads(receiver.requests[0].body)
+    assert event["type"] == "job.failed"
+    assert event["data"]["error"]["code"] == "input_type_mismatch"
+    assert "downloadIntent" not in event["data"]
+
+
+async def test_webhook_reports_canceled_job(harness: Harness) -> None:
+    async with running_receiver([200]) as receiver, worker(harness):
+        params, handle = await harness.create_job(None, declared_size=100, webhook_url=receiver.url)
+        await _wait_for_event(handle, EventType.EVENT_TYPE_TIMER_STARTED)
+        await handle.cancel()
+        with pytest.raises(WorkflowFailureError):
+            await handle.result()
+        outcome, _ = await _webhook_outcome(harness, params.job_id)
+        await record_history(handle, "canceled-with-webhook")
+    assert outcome.delivered is True
+    event = json.loads(receiver.requests[0].body)
+    assert event["type"] == "job.canceled"
+    assert event["data"]["error"]["canceledWhile"] == "queued"
+
+
+async def test_webhook_redirect_stops_retries(harness: Harness) -> None:
+    async with running_receiver([302, 200]) as receiver, worker(harness):
+        params, _ = await harness.create_job(gradient_png(), webhook_url=receiver.url)
+        await harness.wait_for(params.job_id, lambda j: j.status == "succeeded")
+        outcome, _ = await _webhook_outcome(harness, params.job_id)
+    assert outcome.delivered is False
+    assert outcome.error is not None
+    assert "302" in outcome.error
+    assert len(receiver.requests) == 1
+    async with harness.db.session() as session:
+        deliveries = await webhooks.list_deliveries(session, params.job_id)
+    assert [row.status_code for row in deliveries] == [302]

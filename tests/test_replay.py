@@ -1,4 +1,4 @@
-"""Replay of recorded JobWorkflow histories against the current code, and its determinism rules."""
+"""Replay of recorded workflow histories against the current code, and its determinism rules."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from app.workflows.job import JobWorkflow
+from app.workflows.webhook import WebhookWorkflow
 
 HISTORY_DIR = Path(__file__).parent / "histories"
 WORKFLOW_DIR = Path(__file__).parent.parent / "app" / "workflows"
@@ -39,7 +40,9 @@ def test_histories_are_recorded() -> None:
 @pytest.mark.parametrize("path", HISTORIES, ids=[path.stem for path in HISTORIES])
 async def test_history_replays(path: Path) -> None:
     history = WorkflowHistory.from_json(path.stem, path.read_text())
-    replayer = Replayer(workflows=[JobWorkflow], data_converter=pydantic_data_converter)
+    replayer = Replayer(
+        workflows=[JobWorkflow, WebhookWorkflow], data_converter=pydantic_data_converter
+    )
     await replayer.replay_workflow(history)
 
 

@@ -12,6 +12,8 @@ from typing import Any
 from app.api.errors import ApiError
 from app.api.schemas import JobCreate
 from app.catalog import FieldError, InputKind, Tool, get_tool, validate_options
+from app.config import Settings
+from app.webhooks.targets import WebhookTargetError, resolve_target
 
 MAX_FILE_NAME_CHARS = 255
 MAX_METADATA_ENTRIES = 20
@@ -31,7 +33,12 @@ class ValidJob:
 
 def request_hash(body: JobCreate) -> str:
     """Fingerprint of a create request, to tell a retry from a different request."""
-    canonical = json.dumps(body.model_dump(mode="json", by_alias=True), sort_keys=True)
+    fields = body.model_dump(mode="json", by_alias=True)
+    if body.webhook_url is None:
+        # Requests made before webhooks existed keep their fingerprint, so their retries with
+        # the same Idempotency-Key still replay instead of being rejected as another request.
+        del fields["webhookUrl"]
+    canonical = json.dumps(fields, sort_keys=True)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -174,7 +181,22 @@ def _check_metadata(metadata: dict[str, str] | None, errors: list[FieldError]) -
             )
 
 
-def validate_create(body: JobCreate) -> ValidJob:
+async def check_webhook_url(url: str | None, settings: Settings) -> FieldError | None:
+    """Check the URL's form and that its host resolves to public addresses only."""
+    if url is None:
+        return None
+    try:
+        await resolve_target(
+            url,
+            allow_http=settings.webhook_allow_http,
+            allow_private=settings.webhook_allow_private_targets,
+        )
+    except WebhookTargetError as err:
+        return FieldError("webhookUrl", str(err))
+    return None
+
+
+async def validate_create(body: JobCreate, settings: Settings) -> ValidJob:
     """Check the request against the tool's entry; every problem is listed in ``details``."""
     tool = find_api_tool(body.tool_slug)
     assert tool.max_attempts is not None and tool.deadline_seconds is not None
@@ -209,6 +231,8 @@ def validate_create(body: JobCreate) -> ValidJob:
             )
         )
     _check_metadata(body.metadata, errors)
+    if webhook_error := await check_webhook_url(body.webhook_url, settings):
+        errors.append(webhook_error)
 
     if errors:
         raise ApiError(

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from app.api.schemas import JobInputPublic, JobPublic, UploadIntent
-from app.db.models import Job, as_utc
+from app.api.schemas import DownloadIntent, JobInputPublic, JobPublic, UploadIntent
+from app.db.models import Job, as_utc, utcnow
 from app.storage.base import BlobStore
 from app.workflows.types import JobStatus
 
@@ -118,5 +119,26 @@ def to_public(job: Job, store: BlobStore, live: LiveProgress | None = None) -> J
             "credits_refunded": job.credits_refunded,
             "idempotency_key": job.idempotency_key,
             "metadata": job.job_metadata or {},
+            "webhook_url": job.webhook_url,
         }
+    )
+
+
+def build_download_intent(job: Job, store: BlobStore, ttl_seconds: int) -> DownloadIntent:
+    """Sign a download URL for the output of a succeeded job whose output has not expired."""
+    output = job.output
+    assert output is not None and not output.get("expired")
+    expires_at = utcnow().replace(microsecond=0) + timedelta(seconds=ttl_seconds)
+    url = store.download_url(
+        output["objectKey"],
+        content_type=output["contentType"],
+        file_name=output["fileName"],
+        expires_at=expires_at,
+    )
+    return DownloadIntent(
+        url=url,
+        expires_at=expires_at,
+        file_name=output["fileName"],
+        content_type=output["contentType"],
+        size_bytes=output["sizeBytes"],
     )

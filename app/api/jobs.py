@@ -38,7 +38,7 @@ from app.api.deps import (
 from app.api.errors import ApiError
 from app.api.health import JOBS_CREATED
 from app.api.job_requests import ValidJob, check_idempotency_key, request_hash, validate_create
-from app.api.job_views import read_live_progress, to_public
+from app.api.job_views import build_download_intent, read_live_progress, to_public
 from app.api.schemas import DownloadIntent, JobCreate, JobList, JobPublic
 from app.catalog import get_tool
 from app.config import Lane
@@ -47,7 +47,7 @@ from app.db.models import Job, as_utc, utcnow
 from app.storage.base import new_object_key
 from app.workflows import names
 from app.workflows.job import JOB_STATUS, TOOL_SLUG, WORKSPACE_ID, JobWorkflow
-from app.workflows.types import FINISHED_STATUSES, JobParams, JobStatus
+from app.workflows.types import FINISHED_STATUSES, JobParams, JobStatus, WebhookConfig
 
 logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
@@ -81,7 +81,7 @@ def _job_id(workspace_id: str, idempotency_key: str | None) -> str:
     return f"job_{digest[:24]}"
 
 
-async def _load_job(session: AsyncSession, principal: Principal, job_id: str) -> Job:
+async def load_job(session: AsyncSession, principal: Principal, job_id: str) -> Job:
     job = await session.get(Job, job_id)
     if job is None or job.workspace_id != principal.workspace_id:
         raise ApiError(
@@ -105,6 +105,15 @@ def _workflow_params(services: Services, job: Job, valid: ValidJob, body: JobCre
     assert tool.retention_seconds is not None
     conversion = names.CONVERSIONS[tool.slug]
     settings = services.settings
+    webhook = None
+    if job.webhook_url is not None:
+        webhook = WebhookConfig(
+            url=job.webhook_url,
+            retry_initial_seconds=settings.webhook_retry_initial_seconds,
+            retry_max_interval_seconds=settings.webhook_retry_max_interval_seconds,
+            retry_window_seconds=settings.webhook_retry_window_seconds,
+            request_timeout_seconds=settings.webhook_request_timeout_seconds,
+        )
     return JobParams(
         job_id=job.id,
         workspace_id=job.workspace_id,
@@ -130,6 +139,7 @@ def _workflow_params(services: Services, job: Job, valid: ValidJob, body: JobCre
         upload_signal_expected=services.store.signals_uploads,
         upload_poll_seconds=settings.upload_poll_seconds,
         heartbeat_timeout_seconds=settings.activity_heartbeat_seconds,
+        webhook=webhook,
     )
 
 
@@ -170,7 +180,7 @@ async def create_job(
     (200, header ``Idempotent-Replayed: true``); the same key with another body returns 409.
     """
     key = check_idempotency_key(idempotency_key)
-    valid = validate_create(body)
+    valid = await validate_create(body, services.settings)
     fingerprint = request_hash(body)
     job_id = _job_id(principal.workspace_id, key)
     now = utcnow()
@@ -191,6 +201,7 @@ async def create_job(
         cost_units=valid.tool.cost_units,
         created_at=now,
         job_metadata=body.metadata,
+        webhook_url=body.webhook_url,
     )
     inline = _inline_input(body)
     job.input_object_key = new_object_key(principal.workspace_id, job_id, "input")
@@ -264,7 +275,7 @@ async def _replay(
     body: JobCreate,
     response: Response,
 ) -> JobPublic:
-    existing = await _load_job(session, principal, job_id)
+    existing = await load_job(session, principal, job_id)
     if existing.request_hash != fingerprint:
         raise ApiError(
             "idempotency_key_reused",
@@ -290,7 +301,7 @@ async def get_job(
     job_id: str, principal: JobsReader, services: ServicesDep, session: SessionDep
 ) -> JobPublic:
     """Return the job, with live ``progress`` and ``attempt`` while it runs."""
-    return await _present(services, await _load_job(session, principal, job_id))
+    return await _present(services, await load_job(session, principal, job_id))
 
 
 def _encode_cursor(job: Job) -> str:
@@ -356,7 +367,7 @@ async def cancel_job(
 
     Waits up to 10 seconds for the job to reach ``canceled`` and returns it as it is then.
     """
-    job = await _load_job(session, principal, job_id)
+    job = await load_job(session, principal, job_id)
     if job.status in FINISHED_STATUSES:
         raise ApiError(
             "job_not_cancelable",
@@ -387,7 +398,7 @@ async def close_job(
     job_id: str, principal: JobsWriter, services: ServicesDep, session: SessionDep
 ) -> JobPublic:
     """Hide a finished job from the listing; it stays readable by id with ``closedAt``."""
-    job = await _load_job(session, principal, job_id)
+    job = await load_job(session, principal, job_id)
     if job.status not in FINISHED_STATUSES:
         raise ApiError(
             "job_not_finished",
@@ -418,7 +429,7 @@ async def download_intent(
     job_id: str, principal: FilesWriter, services: ServicesDep, session: SessionDep
 ) -> DownloadIntent:
     """Return a short-lived signed URL for the job's output; GET and POST are the same."""
-    job = await _load_job(session, principal, job_id)
+    job = await load_job(session, principal, job_id)
     if job.status != JobStatus.SUCCEEDED or not job.output:
         if job.status in FINISHED_STATUSES:
             message = f"The job ended '{job.status}' and has no output. Create a new job."
@@ -431,18 +442,4 @@ async def download_intent(
             "download_expired",
             f"The output expired at {output.get('expiresAt')} and was deleted. Run the job again.",
         )
-    seconds = services.settings.download_intent_ttl_seconds
-    expires_at = utcnow().replace(microsecond=0) + timedelta(seconds=seconds)
-    url = services.store.download_url(
-        output["objectKey"],
-        content_type=output["contentType"],
-        file_name=output["fileName"],
-        expires_at=expires_at,
-    )
-    return DownloadIntent(
-        url=url,
-        expires_at=expires_at,
-        file_name=output["fileName"],
-        content_type=output["contentType"],
-        size_bytes=output["sizeBytes"],
-    )
+    return build_download_intent(job, services.store, services.settings.download_intent_ttl_seconds)

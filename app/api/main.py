@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from app.api import blobs, credits, health, jobs, tools
+from app.api import blobs, credits, health, jobs, tools, webhooks
 from app.api.deps import Services
 from app.api.errors import install_error_handlers
 from app.api.limits import BodySizeLimit
@@ -56,6 +56,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     app.middleware("http")(health.record_metrics)
-    for module in (tools, jobs, credits, blobs, health):
+    for module in (tools, jobs, webhooks, credits, blobs, health):
         app.include_router(module.router)
     return app

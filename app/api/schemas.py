@@ -37,6 +37,7 @@ class JobCreate(RequestModel):
     max_attempts: int | None = None
     deadline_seconds: int | None = None
     metadata: dict[str, str] | None = None
+    webhook_url: str | None = None
 
 
 class UploadIntent(CamelModel):
@@ -96,6 +97,7 @@ class JobPublic(CamelModel):
     credits_refunded: int
     idempotency_key: str | None
     metadata: dict[str, str]
+    webhook_url: str | None
 
 
 class JobList(CamelModel):
@@ -128,3 +130,26 @@ class CreditsPublic(CamelModel):
     balance: int
     data: list[LedgerEntryPublic]
     next_cursor: str | None
+
+
+class WebhookSecretPublic(CamelModel):
+    secret: str
+    """Current secret; every delivery carries a signature made with it."""
+    previous_secret: str | None
+    """Secret replaced by the last rotation, while it still signs deliveries."""
+    previous_secret_expires_at: datetime | None
+
+
+class WebhookDeliveryPublic(CamelModel):
+    event_id: str
+    event_type: str
+    attempt: int
+    url: str
+    status_code: int | None
+    error: str | None
+    duration_ms: int
+    created_at: datetime
+
+
+class WebhookDeliveryList(CamelModel):
+    data: list[WebhookDeliveryPublic]

@@ -16,6 +16,7 @@ from temporalio.exceptions import (
     ActivityError,
     ApplicationError,
     RetryState,
+    WorkflowAlreadyStartedError,
     is_cancelled_exception,
 )
 from temporalio.exceptions import (
@@ -36,7 +37,9 @@ with workflow.unsafe.imports_passed_through():
         JobStateUpdate,
         JobStatus,
         ObjectExistsRequest,
+        WebhookEvent,
     )
+    from app.workflows.webhook import WebhookWorkflow, child_workflow_id, event_id_for
 
 WORKSPACE_ID = SearchAttributeKey.for_keyword("WorkspaceId")
 TOOL_SLUG = SearchAttributeKey.for_keyword("ToolSlug")
@@ -52,6 +55,8 @@ CONVERT_RETRY_INITIAL = timedelta(seconds=1)
 CONVERT_RETRY_MAXIMUM = timedelta(seconds=30)
 RUN_SLOT_PATCH = "run-slot-cap"
 """Patch id of the cap on running jobs per workspace, which changed the start of a run."""
+WEBHOOK_PATCH = "webhook-delivery"
+"""Patch id of the webhook child workflow started once a job with a webhook URL finishes."""
 RUN_SLOT_PAUSE_INITIAL = timedelta(seconds=1)
 RUN_SLOT_PAUSE_MAXIMUM = timedelta(seconds=15)
 UPLOAD_POLL_INITIAL = timedelta(seconds=1)
@@ -121,6 +126,7 @@ class JobWorkflow:
             workflow.logger.info(
                 "Job failed", extra={"job_id": params.job_id, "error_code": failure.code.value}
             )
+            await self._start_webhook(params, JobStatus.FAILED)
             await self._delete_late_upload(params)
             return JobOutcome(status=JobStatus.FAILED, error_code=failure.code.value)
         except BaseException as err:
@@ -131,6 +137,7 @@ class JobWorkflow:
             error = _error(JobErrorCode.CANCELED, message) | {"canceledWhile": canceled_while}
             await self._finish_unsuccessfully(params, JobStatus.CANCELED, error, None)
             workflow.logger.info("Job canceled", extra={"job_id": params.job_id})
+            await self._start_webhook(params, JobStatus.CANCELED)
             await self._delete_late_upload(params)
             raise
 
@@ -391,6 +398,7 @@ class JobWorkflow:
             )
         )
         workflow.logger.info("Job succeeded", extra={"job_id": params.job_id})
+        await self._start_webhook(params, JobStatus.SUCCEEDED)
 
         await workflow.sleep(expires_at - workflow.now())
 
@@ -407,6 +415,34 @@ class JobWorkflow:
         workflow.logger.info("Job output expired and deleted", extra={"job_id": params.job_id})
         if params.input_kind == "file":
             await self._delete_late_upload(params)
+
+    async def _start_webhook(self, params: JobParams, status: JobStatus) -> None:
+        """Start the delivery of the job's final event, after the status was recorded.
+
+        The child is abandoned: it keeps retrying after this run closes, and this run waits
+        only for its start, never for the delivery.
+        """
+        if params.webhook is None or not workflow.patched(WEBHOOK_PATCH):
+            return
+        event = WebhookEvent(
+            job_id=params.job_id,
+            workspace_id=params.workspace_id,
+            event_id=event_id_for(params.job_id),
+            event_type=f"job.{status.value}",
+            webhook=params.webhook,
+        )
+        try:
+            await workflow.start_child_workflow(
+                WebhookWorkflow.run,
+                event,
+                id=child_workflow_id(params.job_id),
+                parent_close_policy=workflow.ParentClosePolicy.ABANDON,
+            )
+        except WorkflowAlreadyStartedError:
+            # Only a reset of this run gets here, and the first run's delivery is kept.
+            workflow.logger.warning(
+                "Webhook workflow already started", extra={"job_id": params.job_id}
+            )
 
     async def _delete_objects(self, job_id: str, keys: list[str]) -> None:
         await workflow.execute_activity(

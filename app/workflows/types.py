@@ -23,6 +23,16 @@ class JobStatus(enum.StrEnum):
 FINISHED_STATUSES = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELED})
 
 
+class WebhookConfig(BaseModel):
+    """Target URL of a job's final event, and the retry schedule of its delivery."""
+
+    url: str
+    retry_initial_seconds: float = 5.0
+    retry_max_interval_seconds: float = 3600.0
+    retry_window_seconds: float = 25 * 3600.0
+    request_timeout_seconds: float = 10.0
+
+
 class JobParams(BaseModel):
     """Workflow input, fixed when the job is created."""
 
@@ -51,6 +61,7 @@ class JobParams(BaseModel):
     """True when the store signals uploads (local store); otherwise the workflow polls the store."""
     upload_poll_seconds: int = 30
     heartbeat_timeout_seconds: float = 30.0
+    webhook: WebhookConfig | None = None
 
 
 class JobStateUpdate(BaseModel):
@@ -128,3 +139,22 @@ class JobOutcome(BaseModel):
 
     status: JobStatus
     error_code: str | None = None
+
+
+class WebhookEvent(BaseModel):
+    """Input of ``WebhookWorkflow`` and its delivery activity: one event of one job."""
+
+    job_id: str
+    workspace_id: str
+    event_id: str
+    """Stays the same on every attempt, so receivers can drop repeats."""
+    event_type: str
+    """``job.succeeded``, ``job.failed`` or ``job.canceled``."""
+    webhook: WebhookConfig
+
+
+class WebhookOutcome(BaseModel):
+    """Result of ``WebhookWorkflow``; the delivery log has every attempt."""
+
+    delivered: bool
+    error: str | None = None

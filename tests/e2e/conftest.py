@@ -112,6 +112,10 @@ def running_stack(
         "WORKLANE_DATABASE_URL": database_url,
         "WORKLANE_MAX_RETENTION_SECONDS": str(RETENTION_SECONDS),
         "WORKLANE_LOG_FORMAT": "json",
+        # Webhook tests run their receivers on 127.0.0.1 over plain HTTP.
+        "WORKLANE_WEBHOOK_ALLOW_HTTP": "true",
+        "WORKLANE_WEBHOOK_ALLOW_PRIVATE_TARGETS": "true",
+        "WORKLANE_WEBHOOK_RETRY_INITIAL_SECONDS": "1",
     }
     if os.environ.get(STORAGE_VARIABLE) == "s3":
         s3 = request.getfixturevalue("s3_server")
