@@ -10,7 +10,10 @@ from typing import Any
 import httpx
 import pytest
 import standardwebhooks
+from temporalio.client import Client
 
+from app.workflows.types import WebhookOutcome
+from app.workflows.webhook import child_workflow_id
 from tests.e2e.conftest import Account, Stack, create_file_job, upload, wait_for_job
 from tests.images import gradient_png
 from tests.webhook_receiver import running_receiver
@@ -21,6 +24,14 @@ async def webhook_secret(http: httpx.AsyncClient, account: Account) -> dict[str,
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
     return body
+
+
+async def webhook_outcome(temporal: Client, job_id: str) -> WebhookOutcome:
+    """Wait for the job's webhook workflow to end; after that no attempt follows."""
+    handle = temporal.get_workflow_handle(child_workflow_id(job_id), result_type=WebhookOutcome)
+    async with asyncio.timeout(30):
+        outcome: WebhookOutcome = await handle.result()
+    return outcome
 
 
 async def wait_for_deliveries(
@@ -38,7 +49,9 @@ async def wait_for_deliveries(
         await asyncio.sleep(0.1)
 
 
-async def test_webhook_retried_until_delivered(http: httpx.AsyncClient, account: Account) -> None:
+async def test_webhook_retried_until_delivered(
+    http: httpx.AsyncClient, account: Account, temporal: Client
+) -> None:
     secret = (await webhook_secret(http, account))["secret"]
     payload = gradient_png(64, 48)
     async with running_receiver([500, 500, 200]) as receiver:
@@ -49,7 +62,8 @@ async def test_webhook_retried_until_delivered(http: httpx.AsyncClient, account:
         assert finished["status"] == "succeeded"
         requests = await receiver.wait_for_requests(3)
         deliveries = await wait_for_deliveries(http, account, job["id"], 3)
-        await asyncio.sleep(1.5)
+        outcome = await webhook_outcome(temporal, job["id"])
+        assert outcome.delivered is True
         assert len(receiver.requests) == 3
 
     verifier = standardwebhooks.Webhook(secret)
@@ -100,15 +114,17 @@ async def test_silent_receiver_does_not_delay_job(
         assert deliveries.json()["data"] == []
 
 
-async def test_rejected_status_stops_retries(http: httpx.AsyncClient, account: Account) -> None:
+async def test_rejected_status_stops_retries(
+    http: httpx.AsyncClient, account: Account, temporal: Client
+) -> None:
     async with running_receiver([410, 200]) as receiver:
         job = await create_file_job(http, account, b"not an image\n" * 10, webhookUrl=receiver.url)
         assert (await upload(http, job, b"not an image\n" * 10)).status_code == 200
         finished = await wait_for_job(http, account, job["id"])
         assert finished["status"] == "failed"
         deliveries = await wait_for_deliveries(http, account, job["id"], 1)
-        # With retries every second, a retry would have arrived by now.
-        await asyncio.sleep(2.5)
+        outcome = await webhook_outcome(temporal, job["id"])
+        assert outcome.delivered is False
         assert len(receiver.requests) == 1
     assert [item["statusCode"] for item in deliveries] == [410]
     event = json.loads(receiver.requests[0].body)
