@@ -31,7 +31,7 @@ from app.engines.video import find_ffmpeg
 from app.logs import configure_logging
 from app.storage import create_store
 from app.storage.base import BlobStore
-from app.temporal import connect, metrics_runtime
+from app.temporal import connect_checked, metrics_runtime
 from app.workflows.job import JobWorkflow
 from app.workflows.webhook import WebhookWorkflow
 
@@ -139,7 +139,7 @@ async def run(lanes: list[Lane]) -> None:
     if settings.worker_metrics_address:
         runtime = metrics_runtime(settings.worker_metrics_address)
         logger.info("Serving metrics on http://%s/metrics", settings.worker_metrics_address)
-    client = await connect(settings, runtime)
+    client = await connect_checked(settings, runtime)
     orphans = remove_orphaned_folders(settings.work_dir)
     if orphans:
         logger.info("Removed %d job folders left by stopped workers", orphans)
@@ -185,11 +185,14 @@ def main() -> None:
     parser.add_argument(
         "--lanes",
         dest="lane_list",
-        default="",
+        default=None,
         help="the same as a comma-separated list, such as documents,media",
     )
     args = parser.parse_args()
-    requested = [*args.lanes, *(name.strip() for name in args.lane_list.split(",") if name.strip())]
+    listed = [name.strip() for name in (args.lane_list or "").split(",") if name.strip()]
+    if args.lane_list is not None and not listed:
+        parser.error(f"--lanes names no lane; give one or more of {names}, or leave it out")
+    requested = [*args.lanes, *listed]
     unknown = [name for name in requested if name not in {lane.value for lane in Lane}]
     if unknown:
         parser.error(f"unknown lane {', '.join(unknown)}; choose from {names}")

@@ -63,11 +63,11 @@ def _installed_engines() -> frozenset[str]:
     return frozenset(engines)
 
 
+# NOTE: This looks at the API's own machine, not at the workers; with workers elsewhere, the
+# API machines need the engines installed too (the Dockerfile image has them all).
 ENGINES_AVAILABLE: frozenset[str] = _installed_engines()
-"""Engine ids installed on this machine, which runs the workers as well.
-
-A worker tool accepts API jobs only if its engine is in this set.
-"""
+"""Engine ids installed on this machine. A worker tool accepts API jobs only if its engine is
+in this set."""
 
 BROWSER_ONLY_REASON = "This tool runs in the browser, so the API does not accept jobs for it."
 

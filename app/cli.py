@@ -24,7 +24,7 @@ from app.db.accounts import PLANS
 from app.db.migrate import upgrade_database
 from app.db.models import Job, Workspace
 from app.db.session import Database
-from app.temporal import connect, register_search_attributes
+from app.temporal import connect_checked, register_search_attributes
 
 DEV_WORKSPACE_NAME = "development"
 DEV_OPENING_BALANCE = 1_000_000
@@ -110,10 +110,19 @@ async def _migrate(_session: AsyncSession, _args: argparse.Namespace) -> int:
     return 0
 
 
-async def _setup(_session: AsyncSession, _args: argparse.Namespace) -> int:
+async def _setup(_session: AsyncSession, args: argparse.Namespace) -> int:
     # Opening the session already brought the schema to the newest revision.
     settings = get_settings()
-    client = await connect(settings)
+    deadline = asyncio.get_running_loop().time() + args.wait
+    while True:
+        try:
+            client = await connect_checked(settings)
+            break
+        except SystemExit as err:
+            if asyncio.get_running_loop().time() >= deadline:
+                raise
+            print(f"waiting for Temporal: {err}", file=sys.stderr)
+            await asyncio.sleep(3)
     added = await register_search_attributes(client)
     print("database schema is up to date")
     print(
@@ -306,11 +315,18 @@ def build_parser() -> argparse.ArgumentParser:
         handler=_migrate
     )
 
-    commands.add_parser(
+    setup = commands.add_parser(
         "setup",
         help="bring the database schema up to date and register the job search attributes "
         "in Temporal; safe to run again",
-    ).set_defaults(handler=_setup)
+    )
+    setup.add_argument(
+        "--wait",
+        type=float,
+        default=0.0,
+        help="seconds to keep retrying while Temporal or its namespace is not ready yet",
+    )
+    setup.set_defaults(handler=_setup)
 
     dev = commands.add_parser("dev-setup", help="ensure the development workspace and key")
     dev.add_argument(

@@ -8,7 +8,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEVELOPMENT_SIGNING_SECRET = "worklane-development-signing-secret-change-me"
@@ -125,6 +125,12 @@ class Settings(BaseSettings):
     webhook_secret_grace_seconds: int = Field(default=24 * 3600, ge=0)
     """How long the previous signing secret keeps signing deliveries after a rotation."""
 
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute_data_dir(cls, value: Path) -> Path:
+        # Engines run in other working directories (LibreOffice's TMPDIR, for one).
+        return value.expanduser().resolve()
+
     @model_validator(mode="after")
     def _require_bucket(self) -> Settings:
         if self.storage is StorageKind.S3 and not self.s3_bucket:
@@ -175,6 +181,23 @@ class Settings(BaseSettings):
         return f"{self.task_queue_prefix}-{lane.value}"
 
 
+class SettingsError(SystemExit):
+    """Invalid settings; raising it ends the process with one line per problem, no traceback."""
+
+
+def describe_errors(err: ValidationError) -> str:
+    """List the problems by environment variable, without their values (which may be secrets)."""
+    lines = []
+    for problem in err.errors():
+        field = str(problem["loc"][0]) if problem["loc"] else ""
+        message = str(problem["msg"]).removeprefix("Value error, ")
+        lines.append(f"WORKLANE_{field.upper()}: {message}" if field else message)
+    return "invalid settings:\n  " + "\n  ".join(lines)
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    return Settings()
+    try:
+        return Settings()
+    except ValidationError as err:
+        raise SettingsError(describe_errors(err)) from None

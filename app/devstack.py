@@ -117,17 +117,28 @@ class DevStack:
         if log is not None:
             log.close()
 
+    def log_tail(self, name: str, lines: int = 15) -> str:
+        """Return the last lines of a process's log, to show with an error."""
+        if self.log_dir is None or not (self.log_dir / f"{name}.log").exists():
+            return ""
+        text = (self.log_dir / f"{name}.log").read_text(errors="replace").splitlines()
+        return f"\nlast lines of {self.log_dir / name}.log:\n" + "\n".join(text[-lines:])
+
     def _wait(self, name: str, ready: Callable[[], bool], what: str) -> None:
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
         process = self.processes[name]
         while time.monotonic() < deadline:
             if process.poll() is not None:
-                raise StackError(f"{name} exited with code {process.returncode} while starting")
+                raise StackError(
+                    f"{name} exited with code {process.returncode} while starting"
+                    + self.log_tail(name)
+                )
             if ready():
                 return
             time.sleep(0.1)
         raise StackError(
             f"{name} did not become ready within {START_TIMEOUT_SECONDS:.0f} s ({what})"
+            + self.log_tail(name)
         )
 
     def start(self) -> None:
@@ -249,8 +260,11 @@ def main() -> int:
     try:
         key = stack.create_dev_key()
         stack.start()
-    except (StackError, subprocess.CalledProcessError) as err:
+    except StackError as err:
         print(f"error: {err}", file=sys.stderr)
+        return 1
+    except subprocess.CalledProcessError as err:
+        print(f"error: setting up the development workspace failed:\n{err.stderr}", file=sys.stderr)
         return 1
 
     print(
@@ -281,7 +295,8 @@ Press Ctrl-C to stop everything.""",
             for name, process in stack.processes.items():
                 if process.poll() is not None:
                     print(
-                        f"error: {name} exited with code {process.returncode}; stopping",
+                        f"error: {name} exited with code {process.returncode}; stopping"
+                        + stack.log_tail(name),
                         file=sys.stderr,
                     )
                     stopping = True

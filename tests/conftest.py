@@ -115,13 +115,19 @@ async def workspace_id(db: Database) -> str:
     return workspace.id
 
 
-@pytest.fixture(scope="session")
-async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+async def start_time_skipping_env() -> WorkflowEnvironment:
+    """Start Temporal's time-skipping test server with the job search attributes."""
     env = await WorkflowEnvironment.start_time_skipping(
         data_converter=pydantic_data_converter,
         test_server_existing_path=venv_tool("temporal-test-server"),
     )
     await register_search_attributes(env.client)
+    return env
+
+
+@pytest.fixture(scope="session")
+async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    env = await start_time_skipping_env()
     yield env
     await env.shutdown()
     # Lets the SDK's bridge finish before the interpreter exits; exiting at once can abort it.

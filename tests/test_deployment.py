@@ -28,7 +28,7 @@ def test_stack_has_every_part(services: dict[str, Any]) -> None:
     expected = {"postgresql", "temporal", "temporal-ui", "minio", "minio-setup", "setup", "api"}
     assert expected <= set(services)
     assert services["temporal"]["environment"]["DB"] == "postgres12"
-    assert services["setup"]["command"] == ["python", "-m", "app.cli", "setup"]
+    assert services["setup"]["command"][:4] == ["python", "-m", "app.cli", "setup"]
 
 
 def test_one_worker_per_lane(services: dict[str, Any]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import time
@@ -44,7 +45,7 @@ from app.workflows.types import (
     WebhookOutcome,
 )
 from app.workflows.webhook import WebhookWorkflow, child_workflow_id
-from tests.conftest import wait_for_engine_pid
+from tests.conftest import start_time_skipping_env, wait_for_engine_pid
 from tests.images import gradient_png, noisy_png, slow_webp
 from tests.webhook_receiver import running_receiver
 
@@ -480,6 +481,17 @@ async def test_polling_job_finds_its_upload(harness: Harness) -> None:
 
 
 async def test_late_upload_deleted_when_url_expires(harness: Harness) -> None:
+    # A server of its own: the shared one holds other tests' unfinished workflows, which
+    # can keep it from skipping the ten minutes this test waits for.
+    env = await start_time_skipping_env()
+    harness = dataclasses.replace(harness, env=env)
+    try:
+        await _late_upload_deleted(harness)
+    finally:
+        await env.shutdown()
+
+
+async def _late_upload_deleted(harness: Harness) -> None:
     async with worker(harness):
         params, handle = await harness.create_job(
             None, declared_size=100, upload_in_seconds=600, upload_signal_expected=False

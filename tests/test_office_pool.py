@@ -380,4 +380,6 @@ async def test_close_leaves_nothing(tmp_path: Path) -> None:
     (group,) = pool.process_ids()
     await pool.close()
     assert not group_alive(group)
-    assert list(root.iterdir()) == []
+    # Only the empty file whose lock marks this process as the owner of its folders remains;
+    # the next worker removes it once this process has ended.
+    assert [path.name for path in root.iterdir() if not path.name.startswith(".worker-")] == []

@@ -47,7 +47,7 @@ async def _check(name: str, probe: Awaitable[object], checks: dict[str, str]) ->
             await probe
         checks[name] = "ok"
     except Exception as err:
-        logger.warning("Readiness: %s check failed: %s", name, err)
+        logger.warning("Readiness: %s check failed: %s", name, str(err) or repr(err))
         checks[name] = "unreachable"
 
 

@@ -143,6 +143,18 @@ def _workflow_params(services: Services, job: Job, valid: ValidJob, body: JobCre
     )
 
 
+def _start_failure_message(err: RPCError, idempotency_key: str | None) -> str:
+    if err.status == RPCStatusCode.INVALID_ARGUMENT and "search attribute" in err.message.lower():
+        # A retry cannot help here; the operator has to finish the setup.
+        return (
+            "The job could not be started because the Temporal namespace lacks Worklane's "
+            "search attributes. The operator must run 'python -m app.cli setup'."
+        )
+    return "The job could not be started because Temporal is unreachable. Retry the request" + (
+        " with the same Idempotency-Key." if idempotency_key else "."
+    )
+
+
 async def _start_workflow(services: Services, params: JobParams) -> None:
     """Start the job's workflow; a second start of the same id finds the existing run."""
     try:
@@ -243,7 +255,7 @@ async def create_job(
     try:
         await _start_workflow(services, params)
     except RPCError as err:
-        logger.error("Could not start job workflow", extra={"job_id": job_id, "error": str(err)})
+        logger.error("Could not start job workflow: %s", err, extra={"job_id": job_id})
         if key is None:
             # Without a key the client cannot retry this job, so fail it and refund it.
             job.status = JobStatus.FAILED.value
@@ -256,11 +268,7 @@ async def create_job(
             session.add(job)
             await session.commit()
             await ledger.refund_job(session, job_id, job.credits_charged, "job never started")
-        raise ApiError(
-            "service_unavailable",
-            "The job could not be started because Temporal is unreachable. Retry the request"
-            + (" with the same Idempotency-Key." if key else "."),
-        ) from err
+        raise ApiError("service_unavailable", _start_failure_message(err, key)) from err
     logger.info("Job created", extra={"job_id": job_id, "tool_slug": valid.tool.slug})
     return to_public(job, services.store)
 
@@ -287,9 +295,9 @@ async def _replay(
         try:
             await _start_workflow(services, _workflow_params(services, existing, valid, body))
         except RPCError as err:
+            logger.error("Could not start job workflow: %s", err, extra={"job_id": job_id})
             raise ApiError(
-                "service_unavailable",
-                "Temporal is unreachable. Retry the request with the same Idempotency-Key.",
+                "service_unavailable", _start_failure_message(err, existing.idempotency_key)
             ) from err
     response.status_code = 200
     response.headers["Idempotent-Replayed"] = "true"

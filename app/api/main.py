@@ -18,7 +18,7 @@ from app.db.migrate import upgrade_database
 from app.db.session import Database
 from app.logs import configure_logging
 from app.storage import create_store
-from app.temporal import connect
+from app.temporal import connect_checked
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await upgrade_database(settings.resolved_database_url)
         db = Database(settings.resolved_database_url)
-        temporal = await connect(settings)
+        temporal = await connect_checked(settings)
         limiter = create_rate_limiter(settings.redis_url)
         store = create_store(settings)
         app.state.services = Services(settings, db, temporal, store, limiter)

@@ -29,7 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from app.engines.process_group import kill_group, process_exists, stop_group
+from app.engines.files import owned_prefix, remove_orphaned_folders
+from app.engines.process_group import kill_group, stop_group
 from app.errors import NON_RETRYABLE_CODES, InputError, JobErrorCode
 
 logger = logging.getLogger(__name__)
@@ -247,11 +248,10 @@ class OfficePool:
     def _ensure_slots(self) -> asyncio.Queue[_Slot]:
         if self._free is not None:
             return self._free
-        self.settings.profile_root.mkdir(parents=True, exist_ok=True)
-        _remove_stale_pools(self.settings.profile_root)
-        self._root = Path(
-            tempfile.mkdtemp(prefix=f"pool-{os.getpid()}-", dir=self.settings.profile_root)
-        )
+        root = self.settings.profile_root
+        root.mkdir(parents=True, exist_ok=True)
+        remove_orphaned_folders(root)
+        self._root = Path(tempfile.mkdtemp(prefix=owned_prefix(root, "pool"), dir=root))
         self._free = asyncio.Queue()
         for index in range(self.settings.pool_size):
             slot = _Slot(index, self._root / f"slot-{index}")
@@ -368,14 +368,3 @@ class OfficePool:
                 slot.process = None
         if self._root is not None:
             shutil.rmtree(self._root, ignore_errors=True)
-
-
-def _remove_stale_pools(root: Path) -> None:
-    """Remove the folders of pools whose worker process no longer runs."""
-    for folder in root.glob("pool-*-*"):
-        try:
-            pid = int(folder.name.split("-")[1])
-        except (IndexError, ValueError):
-            continue
-        if pid != os.getpid() and not process_exists(pid):
-            shutil.rmtree(folder, ignore_errors=True)

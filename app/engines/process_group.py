@@ -38,14 +38,3 @@ def dies_with_worker(command: list[str]) -> list[str]:
     if setpriv is None:
         return command
     return [setpriv, "--pdeathsig", "KILL", "--", *command]
-
-
-def process_exists(pid: int) -> bool:
-    """Tell whether a process with this id exists (it may belong to another user)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -105,7 +105,17 @@ class S3BlobStore:
 
     async def check(self) -> None:
         client = await self._s3()
-        await client.head_bucket(Bucket=self.bucket)
+        try:
+            await client.head_bucket(Bucket=self.bucket)
+        except ClientError as err:
+            code = _error_code(err)
+            if code in {"404", "NoSuchBucket", "NotFound"}:
+                raise RuntimeError(f"bucket '{self.bucket}' does not exist") from err
+            if code in {"403", "AccessDenied"}:
+                raise RuntimeError(
+                    f"access to bucket '{self.bucket}' is denied; check the credentials"
+                ) from err
+            raise
 
     async def close(self) -> None:
         self._client = None
