@@ -57,8 +57,6 @@ RUN_SLOT_PATCH = "run-slot-cap"
 """Patch id of the cap on running jobs per workspace, which changed the start of a run."""
 WEBHOOK_PATCH = "webhook-delivery"
 """Patch id of the webhook child workflow started once a job with a webhook URL finishes."""
-# NOTE: tests/histories contains no history that takes this path yet (v4 in test_job_workflow.py),
-# so tests/test_replay.py does not cover it until those histories are recorded.
 RUN_SLOT_PAUSE_INITIAL = timedelta(seconds=1)
 RUN_SLOT_PAUSE_MAXIMUM = timedelta(seconds=15)
 UPLOAD_POLL_INITIAL = timedelta(seconds=1)
