@@ -26,7 +26,7 @@ test: $(INSTALLED)
 lint: $(INSTALLED)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy app worker.py tests bench
+	$(BIN)/mypy app worker.py worklane_client tests bench
 
 bench: $(INSTALLED)
 	$(BIN)/python -m bench.run
