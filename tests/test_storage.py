@@ -140,3 +140,9 @@ def test_expired_signature_rejected() -> None:
     with pytest.raises(SignatureError) as failure:
         verify(UPLOAD, UPLOAD.signature(SECRET), SECRET, now=UPLOAD.expires + 1)
     assert failure.value.code == "url_expired"
+
+
+def test_non_ascii_signature_rejected() -> None:
+    request = SignedRequest("PUT", "ws_a/job_b/input-" + "0" * 32, "image/png", 2_000_000_000, 5)
+    with pytest.raises(SignatureError):
+        verify(request, 'ß"Ãã', SECRET, now=0)

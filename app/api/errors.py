@@ -10,6 +10,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.api.schemas import ErrorResponse
+
 logger = logging.getLogger(__name__)
 
 STATUS_BY_CODE: dict[str, int] = {
@@ -41,6 +43,17 @@ STATUS_BY_CODE: dict[str, int] = {
     "tool_unavailable": 503,
     "service_unavailable": 503,
 }
+
+
+def _codes_of(status: int) -> str:
+    return ", ".join(f"`{code}`" for code, value in STATUS_BY_CODE.items() if value == status)
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorResponse, "description": f"Error: {_codes_of(status)}"}
+    for status in sorted(set(STATUS_BY_CODE.values()))
+}
+"""The error statuses in the OpenAPI document, each with the shared error body."""
 
 
 class ApiError(Exception):

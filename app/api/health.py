@@ -76,7 +76,7 @@ async def readyz(services: ServicesDep) -> JSONResponse:
     return JSONResponse(body, status_code=503)
 
 
-@router.get("/metrics")
+@router.get("/metrics", include_in_schema=False)
 async def metrics() -> Response:
     """Prometheus metrics of this API process."""
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 
 from app.api import blobs, credits, health, jobs, tools, webhooks
 from app.api.deps import Services
-from app.api.errors import install_error_handlers
+from app.api.errors import ERROR_RESPONSES, install_error_handlers
 from app.api.limits import BodySizeLimit
 from app.api.ratelimit import create_rate_limiter
 from app.config import Settings, get_settings
@@ -47,6 +47,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         logger.info("API stopped")
 
     app = FastAPI(
+        responses=ERROR_RESPONSES,
         title="Worklane",
         version="1",
         description="File-conversion jobs: create a job, upload its input, poll it, download "

@@ -153,3 +153,15 @@ class WebhookDeliveryPublic(CamelModel):
 
 class WebhookDeliveryList(CamelModel):
     data: list[WebhookDeliveryPublic]
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    details: dict[str, Any]
+
+
+class ErrorResponse(BaseModel):
+    """Body of every error response."""
+
+    error: ErrorDetail

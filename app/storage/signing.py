@@ -59,7 +59,7 @@ class SignedRequest:
 def verify(request: SignedRequest, signature: str, secret: str, now: float) -> None:
     """Raise ``SignatureError`` unless the signature matches and has not expired."""
     expected = request.signature(secret)
-    if not hmac.compare_digest(expected, signature):
+    if not hmac.compare_digest(expected.encode(), signature.encode()):
         raise SignatureError(
             "invalid_signature",
             "The URL signature does not match. Request a new intent and use its URL unchanged.",
