@@ -44,7 +44,11 @@ def scale_stack(
     tmp_path_factory: pytest.TempPathFactory, database_url: str, request: pytest.FixtureRequest
 ) -> Iterator[Stack]:
     data_dir = tmp_path_factory.mktemp("scale-data")
-    extra = {"WORKLANE_ACTIVITY_HEARTBEAT_SECONDS": str(HEARTBEAT_SECONDS)}
+    extra = {
+        "WORKLANE_ACTIVITY_HEARTBEAT_SECONDS": str(HEARTBEAT_SECONDS),
+        # Production's default, which the main stack turns off for its loopback receivers.
+        "WORKLANE_WEBHOOK_ALLOW_PRIVATE_TARGETS": "false",
+    }
     with running_stack(
         data_dir, database_url, request, worker_lanes=LANES, extra_env=extra
     ) as stack:
@@ -215,3 +219,20 @@ async def test_api_restart_keeps_jobs(
     for job in (running, waiting):
         finished = await wait_for_job(api, scale_account, job["id"], timeout=120)
         assert finished["status"] == "succeeded", finished["error"]
+
+
+async def test_loopback_webhook_rejected_at_create(
+    api: httpx.AsyncClient, scale_account: Account
+) -> None:
+    for url in ("https://127.0.0.1/hook", "http://169.254.169.254/latest/meta-data"):
+        job = {
+            "toolSlug": "image-compress-api",
+            "input": {"kind": "file", "name": "a.png", "contentType": "image/png", "sizeBytes": 9},
+            "webhookUrl": url,
+        }
+        response = await api.post("/v1/jobs", json=job, headers=scale_account.headers)
+        assert response.status_code == 422, response.text
+        error = response.json()["error"]
+        assert error["code"] == "invalid_job"
+        fields = {entry["field"]: entry["message"] for entry in error["details"]["fields"]}
+        assert "not a public address" in fields["webhookUrl"]
