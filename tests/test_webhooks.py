@@ -112,6 +112,12 @@ def test_event_id_is_job_hex() -> None:
         "https://[fd00:ec2::254]/hook",
         "https://0.0.0.0/hook",
         "https://localhost/hook",
+        # Special-purpose ranges that Python 3.11 counts as global.
+        "https://192.0.0.8/hook",
+        "https://192.88.99.1/hook",
+        "https://198.51.100.7/hook",
+        "https://[5f00::1]/hook",
+        "https://[3fff::1]/hook",
     ],
 )
 async def test_private_target_rejected(url: str) -> None:

@@ -1,4 +1,4 @@
-"""The ``worklane`` command line, on top of the client.
+"""The worklane command line, on top of the client.
 
     worklane convert word-to-pdf report.docx -o report.pdf
     worklane jobs list --status running
@@ -67,6 +67,16 @@ class ProgressBar:
             self.show(100 * done // total, f"{done / 1_048_576:.1f} of {total / 1_048_576:.1f} MB")
 
 
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number of seconds") from err
+    if not value > 0:
+        raise argparse.ArgumentTypeError("must be more than 0 seconds")
+    return value
+
+
 def _option(text: str) -> tuple[str, Any]:
     name, separator, raw = text.partition("=")
     if not separator or not name:
@@ -88,6 +98,10 @@ def _convert(client: Client, args: argparse.Namespace) -> int:
         print(f"error: no file at {source}", file=sys.stderr)
         return EXIT_INVALID
     dest = Path(args.output) if args.output else Path.cwd()
+    folder = dest if dest.is_dir() else dest.parent
+    if not folder.is_dir():
+        print(f"error: no folder at {folder} for the output", file=sys.stderr)
+        return EXIT_INVALID
     show = not args.quiet
     upload = ProgressBar("upload", sys.stderr, show)
     job_bar = ProgressBar("job", sys.stderr, show)
@@ -145,7 +159,7 @@ def _jobs_close(client: Client, args: argparse.Namespace) -> int:
 def _tools(client: Client, _args: argparse.Namespace) -> int:
     for tool in client.tools():
         if tool.get("apiJobs"):
-            print(f"{tool['slug']:<22} {tool.get('name', '')}")
+            print(f"{tool['slug']:<22} {tool.get('title', '')}")
     return 0
 
 
@@ -169,7 +183,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME=VALUE",
         help="a tool option; VALUE is read as JSON when it can be, such as quality=80",
     )
-    convert.add_argument("--wait", type=float, default=600.0, help="seconds to wait (600)")
+    convert.add_argument(
+        "--wait", type=_positive_seconds, default=600.0, help="seconds to wait (600)"
+    )
     convert.add_argument("--webhook-url", help="URL that receives the job's final event")
     convert.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     convert.set_defaults(handler=_convert)
@@ -203,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
         with Client() as client:
             code: int = args.handler(client, args)
             return code
-    except ValueError as err:
+    except (ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_INVALID
     except JobFailedError as err:

@@ -120,7 +120,7 @@ class AsyncClient:
 
     ``base_url`` and ``api_key`` default to ``WORKLANE_API_URL`` and ``WORKLANE_API_KEY``.
     Requests that get no response, or a 429 or 5xx response, are retried ``max_retries``
-    times; every create carries an ``Idempotency-Key`` that its retries reuse, so a retry
+    times. Every create carries an ``Idempotency-Key`` that its retries reuse, so a retry
     never creates a second job.
     """
 
@@ -136,6 +136,11 @@ class AsyncClient:
         api_key = api_key or os.environ.get("WORKLANE_API_KEY", "")
         if not base_url:
             raise ValueError("set WORKLANE_API_URL or pass base_url, such as http://127.0.0.1:8000")
+        if not base_url.startswith(("http://", "https://")):
+            raise ValueError(
+                f"the API URL '{base_url}' must start with http:// or https://, "
+                "such as http://127.0.0.1:8000"
+            )
         if not api_key:
             raise ValueError("set WORKLANE_API_KEY or pass api_key")
         self.base_url = base_url.rstrip("/")
@@ -351,8 +356,13 @@ class AsyncClient:
     ) -> Job:
         """Create a job for a local file, upload it, wait, and download the output to ``dest``.
 
-        Raises ``JobFailedError`` when the job fails or is canceled.
+        Raises ``JobFailedError`` when the job fails or is canceled, and ``FileNotFoundError``
+        before creating the job when the output's folder does not exist.
         """
+        target = Path(dest)
+        folder = target if await asyncio.to_thread(target.is_dir) else target.parent
+        if not await asyncio.to_thread(folder.is_dir):
+            raise FileNotFoundError(f"no folder at {folder} for the output")
         job = await self.create_file_job(tool_slug, source, options=options, **fields)
         await self.upload(job, source, on_upload)
         finished = await self.wait(job.id, wait_seconds=wait_seconds, on_update=on_update)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
 
 from app.api import blobs, credits, health, jobs, tools, webhooks
 from app.api.deps import Services
@@ -59,4 +61,32 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.middleware("http")(health.record_metrics)
     for module in (tools, jobs, webhooks, credits, blobs, health):
         app.include_router(module.router)
+    app.openapi = lambda: _openapi_with_bearer_key(app)  # type: ignore[method-assign]
     return app
+
+
+def _openapi_with_bearer_key(app: FastAPI) -> dict[str, Any]:
+    """Build the OpenAPI document once, declaring the bearer key on the routes that need it.
+
+    Keys are checked by a dependency of their own, which FastAPI cannot describe.
+    """
+    if app.openapi_schema is None:
+        document = get_openapi(
+            title=app.title,
+            version=app.version,
+            description=app.description,
+            routes=app.routes,
+        )
+        document.setdefault("components", {})["securitySchemes"] = {
+            "apiKey": {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "An API key, sent as 'Authorization: Bearer wl_...'.",
+            }
+        }
+        for path, operations in document["paths"].items():
+            if path.startswith("/v1/") and not path.startswith("/v1/blobs/"):
+                for operation in operations.values():
+                    operation["security"] = [{"apiKey": []}]
+        app.openapi_schema = document
+    return app.openapi_schema

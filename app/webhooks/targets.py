@@ -20,7 +20,7 @@ RESOLVE_TIMEOUT_SECONDS = 5.0
 
 
 class WebhookTargetError(Exception):
-    """The URL may not receive webhooks; the message says why."""
+    """The URL may not receive webhooks; the message gives the reason."""
 
 
 @dataclass(frozen=True)
@@ -84,7 +84,24 @@ def _is_public(address: str) -> bool:
             return False
         if embedded is not None:
             ip = embedded
-    return ip.is_global and not ip.is_multicast
+    if any(ip in network for network in _SPECIAL_NETWORKS):
+        return False
+    return ip.is_global and not ip.is_multicast and not ip.is_reserved
+
+
+# IANA's special-purpose ranges (RFC 6890 and its updates), listed because Python 3.11's
+# is_global counts some of them, such as 192.0.0.0/24 and 5f00::/16, as global.
+_SPECIAL_NETWORKS: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = tuple(
+    ipaddress.ip_network(network)
+    for network in (
+        "0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16",
+        "172.16.0.0/12", "192.0.0.0/24", "192.0.2.0/24", "192.31.196.0/24", "192.52.193.0/24",
+        "192.88.99.0/24", "192.168.0.0/16", "192.175.48.0/24", "198.18.0.0/15",
+        "198.51.100.0/24", "203.0.113.0/24", "224.0.0.0/4", "240.0.0.0/4",
+        "::/128", "::1/128", "100::/64", "2001::/23", "2001:db8::/32", "3fff::/20",
+        "5f00::/16", "fc00::/7", "fe80::/10", "fec0::/10", "ff00::/8",
+    )
+)  # fmt: skip
 
 
 async def resolve_target(url: str, *, allow_http: bool, allow_private: bool) -> WebhookTarget:

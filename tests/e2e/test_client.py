@@ -61,6 +61,16 @@ def test_cli_usage_errors(stack: Stack, account: Account, tmp_path: Path) -> Non
     missing = _cli(stack, account, "convert", "image-compress-api", "nope.png", cwd=tmp_path)
     assert missing.returncode == 2
     assert "no file at nope.png" in missing.stderr
+    no_folder = _cli(
+        stack, account, "convert", "image-compress-api", "a.png", "-o", "none/a.jpg", cwd=tmp_path
+    )
+    assert no_folder.returncode == 2
+    assert "no folder at none" in no_folder.stderr
+    no_wait = _cli(
+        stack, account, "convert", "image-compress-api", "a.png", "--wait", "0", cwd=tmp_path
+    )
+    assert no_wait.returncode == 2
+    assert "must be more than 0 seconds" in no_wait.stderr
     wrong_kind = _cli(stack, account, "convert", "word-to-pdf", "a.png", cwd=tmp_path)
     assert wrong_kind.returncode == 2
     assert "does not take '.png' files" in wrong_kind.stderr
@@ -78,6 +88,17 @@ def test_cli_unreachable_api(account: Account, tmp_path: Path) -> None:
     assert result.returncode == 3
     assert "connection_failed" not in result.stdout
     assert "127.0.0.1:9" in result.stderr
+
+    env["WORKLANE_API_URL"] = "127.0.0.1:9"
+    no_scheme = subprocess.run(
+        [sys.executable, "-m", "worklane_client", "tools"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert no_scheme.returncode == 2
+    assert "must start with http:// or https://" in no_scheme.stderr
 
 
 def test_cli_lists_and_cancels(stack: Stack, account: Account, tmp_path: Path) -> None:
