@@ -63,8 +63,8 @@ def _installed_engines() -> frozenset[str]:
     return frozenset(engines)
 
 
-# NOTE: This looks at the API's own machine, not at the workers; with workers elsewhere, the
-# API machines need the engines installed too (the Dockerfile image has them all).
+# NOTE: This looks at the API's own machine, not at the workers. With workers elsewhere, the
+# API machines need the engines installed too; the Dockerfile image has them all.
 ENGINES_AVAILABLE: frozenset[str] = _installed_engines()
 """Engine ids installed on this machine. A worker tool accepts API jobs only if its engine is
 in this set."""

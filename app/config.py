@@ -59,7 +59,7 @@ class Settings(BaseSettings):
     upload_intent_ttl_seconds: int = Field(default=900, ge=10, le=86_400)
     download_intent_ttl_seconds: int = Field(default=300, ge=10, le=86_400)
     upload_poll_seconds: int = Field(default=5, ge=1)
-    """Longest pause between a queued job's checks for its input when the store sends no
+    """Maximum pause between a queued job's checks for its input when the store sends no
     upload signal (S3); the pauses grow from one second to this."""
 
     storage: StorageKind = StorageKind.LOCAL

@@ -4,7 +4,7 @@ moto implements the S3 API (buckets, objects, ranges, multipart uploads, conditi
 response header overrides) but accepts any signature. AWS S3 and MinIO verify the signature of
 a presigned URL over the headers it names and refuse expired URLs. So that tests see what those
 stores do, requests reach moto through a gate on loopback that checks presigned URLs the way
-they do (Signature Version 4: canonical request, string to sign, derived key) and answers
+they do (Signature Version 4: canonical request, string to sign, derived key) and returns
 errors in their XML format. Requests signed in an ``Authorization`` header, which only the
 service itself sends, pass unchecked.
 

@@ -481,7 +481,7 @@ async def test_polling_job_finds_its_upload(harness: Harness) -> None:
 
 
 async def test_late_upload_deleted_when_url_expires(harness: Harness) -> None:
-    # A server of its own: the shared one holds other tests' unfinished workflows, which
+    # A server of its own: the shared one contains other tests' unfinished workflows, which
     # can keep it from skipping the ten minutes this test waits for.
     env = await start_time_skipping_env()
     harness = dataclasses.replace(harness, env=env)

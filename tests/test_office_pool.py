@@ -380,6 +380,6 @@ async def test_close_leaves_nothing(tmp_path: Path) -> None:
     (group,) = pool.process_ids()
     await pool.close()
     assert not group_alive(group)
-    # Only the empty file whose lock marks this process as the owner of its folders remains;
-    # the next worker removes it once this process has ended.
+    # Only the empty file whose lock marks this process as the owner of its folders remains.
+    # The next worker removes it once this process has ended.
     assert [path.name for path in root.iterdir() if not path.name.startswith(".worker-")] == []

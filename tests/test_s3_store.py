@@ -161,7 +161,7 @@ async def test_download_url_names_the_file(s3_store: S3BlobStore, tmp_path: Path
         as_upload = await http.put(url, content=b"x")
         assert as_upload.status_code == 403
         await s3_store.delete(key)
-        # S3 answers 404 for a missing key, or 403 where the credentials may not list the
-        # bucket; moto answers 403 to a presigned GET of a missing key.
+        # S3 returns 404 for a missing key, or 403 where the credentials may not list the
+        # bucket. moto returns 403 to a presigned GET of a missing key.
         gone = await http.get(url)
         assert gone.status_code in {403, 404}, gone.text

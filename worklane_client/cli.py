@@ -5,9 +5,12 @@
     worklane jobs cancel JOB_ID
 
 The key comes from WORKLANE_API_KEY and the URL from WORKLANE_API_URL.
-Exit codes: 0 done; 1 the job failed or was canceled; 2 the request was invalid (a usage
-error, a missing file, or a 4xx response); 3 the API could not be reached or returned 5xx;
-4 the wait timed out.
+Exit codes:
+  0  done
+  1  the job failed or was canceled
+  2  the request was invalid: a usage error, a missing file, or a 4xx response
+  3  the API could not be reached or returned 5xx
+  4  the wait timed out
 """
 
 from __future__ import annotations

@@ -62,7 +62,7 @@ def attachment_disposition(file_name: str) -> str:
 
 @dataclass(frozen=True)
 class UploadTarget:
-    """Where a client uploads an input: a URL for ``PUT`` and the headers to send with it."""
+    """Upload destination of an input: a URL for ``PUT`` and the headers to send with it."""
 
     url: str
     headers: dict[str, str] = field(default_factory=dict)

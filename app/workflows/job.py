@@ -62,8 +62,8 @@ RUN_SLOT_PAUSE_MAXIMUM = timedelta(seconds=15)
 UPLOAD_POLL_INITIAL = timedelta(seconds=1)
 # How long after an upload URL expires a late upload is looked for: S3 checks the expiry when
 # a request starts, so an upload begun just before it may still be arriving.
-# NOTE: An upload still arriving after this margin stays in the bucket; a lifecycle rule on
-# the bucket is the backstop (documented with the S3 settings).
+# NOTE: An upload still arriving after this margin stays in the bucket. A lifecycle rule on
+# the bucket is the backstop, documented with the S3 settings.
 LATE_UPLOAD_MARGIN = timedelta(seconds=60)
 
 

@@ -1,6 +1,6 @@
 """Fuzzing of every route described in ``/openapi.json`` with schemathesis.
 
-Each operation gets generated requests, valid and invalid, with a valid key; no response may
+Each operation gets generated requests, valid and invalid, with a valid key. No response may
 be a server error, and every response must match the schema documented for its status.
 """
 
@@ -30,8 +30,8 @@ CHECKS = [
 ]
 
 
-# The document the running API serves is built from the same application; building it here
-# needs no services, so the tests can be generated when the module loads.
+# The running API serves a document built from the same application. Building it here needs
+# no services, so the tests can be generated when the module loads.
 schema = schemathesis.openapi.from_dict(create_app(Settings()).openapi())
 
 
